@@ -1,0 +1,1 @@
+"""Hardware and actors that live in simulated time: accelerators, cost models, systems."""

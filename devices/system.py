@@ -1,0 +1,308 @@
+"""A multi-accelerator system in simulated time: a ready queue, accelerators, a scheduler.
+
+Jobs are frames of a model, split into layer blocks whose per-accelerator latency and
+energy were computed once (:class:`ModelCost`), so the event loop only does lookups.
+One accelerator runs one job at a time. At model granularity a started job keeps the
+accelerator to the end (no preemption, as in XRBench's runtime); at block granularity
+it hands the accelerator back after each block and the scheduler decides again, so
+urgent work can take over between blocks.
+
+A job still waiting at its deadline is dropped; the check runs before every decision,
+so no expired job is ever started, and the drop is stamped with the deadline time.
+Events per job: one SimPy ``Timeout`` per executed stretch, with a callback, no
+process; the ready list stays short because expired jobs leave it.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import insort
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+import simpy
+from simpy.events import Timeout
+
+from sim.recorder import Table
+
+# job status codes (the frames table's `status` categories, in this order)
+WAITING, READY, RUNNING, COMPLETED, DROPPED, IN_FLIGHT = range(6)
+STATUS_NAMES = ("waiting", "ready", "running", "completed", "dropped", "in_flight")
+
+
+class ModelCost:
+    """A model's per-block cost on each accelerator of a system.
+
+    ``cum_latency_s[a][b]`` is the latency of blocks ``0..b-1`` on accelerator ``a``
+    (length ``n_blocks + 1``); likewise ``cum_energy_j``. Prefix sums make the cost of
+    any run of blocks one subtraction.
+    """
+
+    __slots__ = ("name", "index", "priority", "n_blocks", "cum_latency_s", "cum_energy_j")
+
+    def __init__(
+        self,
+        name: str,
+        index: int,
+        block_latency_s: np.ndarray,
+        block_energy_j: np.ndarray,
+        priority: float = 1.0,
+    ):
+        if block_latency_s.shape != block_energy_j.shape or block_latency_s.ndim != 2:
+            raise ValueError("block latency and energy must both be [n_accel, n_blocks]")
+        self.name = name
+        self.index = index
+        self.priority = priority
+        self.n_blocks = block_latency_s.shape[1]
+        zero = np.zeros((block_latency_s.shape[0], 1))
+        cum_lat = np.concatenate([zero, np.cumsum(block_latency_s, axis=1)], axis=1)
+        cum_en = np.concatenate([zero, np.cumsum(block_energy_j, axis=1)], axis=1)
+        self.cum_latency_s = cum_lat.tolist()
+        self.cum_energy_j = cum_en.tolist()
+
+
+class Job:
+    """One frame of one model: the unit the scheduler places."""
+
+    __slots__ = (
+        "model",
+        "frame",
+        "arrival_s",
+        "ready_s",
+        "deadline_s",
+        "scale",
+        "next_block",
+        "start_s",
+        "energy_j",
+        "accel",
+        "status",
+        "children",
+        "waiting",
+    )
+
+    def __init__(self, model: ModelCost, frame: int, arrival_s: float, deadline_s: float, scale: float = 1.0):
+        self.model = model
+        self.frame = frame
+        self.arrival_s = arrival_s
+        self.ready_s = math.nan
+        self.deadline_s = deadline_s
+        self.scale = scale  # service-time multiplier of this frame
+        self.next_block = 0
+        self.start_s = math.nan
+        self.energy_j = 0.0
+        self.accel = -1
+        self.status = WAITING
+        self.children: list[Job] | None = None  # jobs that wait for this one
+        self.waiting = 0  # upstream jobs not yet completed
+
+    def remaining_latency_s(self, accel: Accelerator) -> float:
+        cum = self.model.cum_latency_s[accel.index]
+        return (cum[-1] - cum[self.next_block]) * self.scale
+
+    def remaining_energy_j(self, accel: Accelerator) -> float:
+        cum = self.model.cum_energy_j[accel.index]
+        return cum[-1] - cum[self.next_block]
+
+
+class Accelerator:
+    """Run-time state of one accelerator; schedulers see it read-only."""
+
+    __slots__ = (
+        "index",
+        "name",
+        "num_pes",
+        "dataflow",
+        "idle_power_w",
+        "busy_s",
+        "busy_energy_j",
+        "job",
+        "seg_start_s",
+        "seg_end_s",
+        "seg_end_block",
+        "seg_energy_j",
+        "on_done",
+    )
+
+    def __init__(self, index: int, spec: Any):
+        self.index = index
+        self.name = spec.name
+        self.num_pes = spec.num_pes
+        self.dataflow = spec.dataflow
+        self.idle_power_w = spec.idle_power_w
+        self.busy_s = 0.0
+        self.busy_energy_j = 0.0
+        self.job: Job | None = None
+        self.seg_start_s = 0.0
+        self.seg_end_s = 0.0
+        self.seg_end_block = 0
+        self.seg_energy_j = 0.0
+        self.on_done: Callable[[Any], None] | None = None
+
+
+_by_index = attrgetter("index")
+
+
+class AcceleratorPool:
+    """Ready queue + accelerators + scheduler, driven by SimPy events.
+
+    ``on_complete(job, now)`` and ``on_drop(job, when)`` tell the owner (the scenario)
+    what became of a job; ``segments`` receives one row per stretch of execution.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        accelerators: Sequence[Any],
+        scheduler: Any,
+        *,
+        block_granularity: bool,
+        on_complete: Callable[[Job, float], None],
+        on_drop: Callable[[Job, float], None],
+        model_names: Sequence[str],
+    ):
+        self.env = env
+        self.scheduler = scheduler
+        self.block_granularity = block_granularity
+        self.on_complete = on_complete
+        self.on_drop = on_drop
+        self.accelerators = [Accelerator(i, spec) for i, spec in enumerate(accelerators)]
+        for accel in self.accelerators:
+            accel.on_done = self._make_done(accel)
+        self.idle: list[Accelerator] = list(self.accelerators)
+        self.ready: list[Job] = []
+        self.decisions = 0
+        self.segments = Table(
+            {
+                "accel": "i2",
+                "model": "i2",
+                "frame": "i8",
+                "block_start": "i2",
+                "block_end": "i2",
+                "start_s": "f8",
+                "end_s": "f8",
+                "energy_j": "f8",
+            },
+            categories={"model": model_names},
+        )
+        seg = self.segments
+        self._seg_append = tuple(
+            seg.appender(c)
+            for c in ("accel", "model", "frame", "block_start", "block_end", "start_s", "end_s", "energy_j")
+        )
+
+    def _make_done(self, accel: Accelerator) -> Callable[[Any], None]:
+        def done(_event: Any) -> None:
+            self._finish(accel)
+
+        return done
+
+    # -- entering and leaving the queue ------------------------------------------------
+    def submit(self, job: Job) -> None:
+        """``job`` is ready to run now."""
+        job.status = READY
+        job.ready_s = self.env.now
+        self.ready.append(job)
+        if self.idle:
+            self._dispatch()
+
+    def _purge(self, now: float) -> None:
+        """Drop every ready job whose deadline has come (XRBench: queued at deadline)."""
+        ready = self.ready
+        expired = [job for job in ready if job.deadline_s <= now]
+        if expired:
+            for job in expired:
+                ready.remove(job)
+                job.status = DROPPED
+                self.on_drop(job, job.deadline_s)
+
+    # -- decisions and execution -------------------------------------------------------
+    def _dispatch(self) -> None:
+        ready = self.ready
+        if not ready:
+            return
+        now = self.env.now
+        self._purge(now)
+        idle = self.idle
+        pick = self.scheduler.pick
+        while ready and idle:
+            self.decisions += 1
+            choice = pick(ready, idle, now)
+            if choice is None:
+                break
+            job, accel = choice
+            ready.remove(job)
+            idle.remove(accel)
+            self._start(job, accel, now)
+
+    def _start(self, job: Job, accel: Accelerator, now: float) -> None:
+        first = job.next_block
+        end = first + 1 if self.block_granularity else job.model.n_blocks
+        a = accel.index
+        cum_lat = job.model.cum_latency_s[a]
+        cum_en = job.model.cum_energy_j[a]
+        if job.start_s != job.start_s:  # NaN: first start
+            job.start_s = now
+        job.status = RUNNING
+        job.accel = a
+        accel.job = job
+        accel.seg_start_s = now
+        accel.seg_end_block = end
+        accel.seg_energy_j = cum_en[end] - cum_en[first]
+        delay = (cum_lat[end] - cum_lat[first]) * job.scale
+        accel.seg_end_s = now + delay
+        Timeout(self.env, delay).callbacks.append(accel.on_done)
+
+    def _finish(self, accel: Accelerator) -> None:
+        job = accel.job
+        now = self.env.now
+        energy = accel.seg_energy_j
+        self._record_segment(accel, job, now, energy)
+        accel.busy_s += now - accel.seg_start_s
+        accel.busy_energy_j += energy
+        accel.job = None
+        job.energy_j += energy
+        job.next_block = accel.seg_end_block
+        insort(self.idle, accel, key=_by_index)
+        if job.next_block == job.model.n_blocks:
+            job.status = COMPLETED
+            self.on_complete(job, now)
+        else:
+            job.status = READY
+            self.ready.append(job)
+        self._dispatch()
+
+    def _record_segment(self, accel: Accelerator, job: Job, end_s: float, energy: float) -> None:
+        acc, mod, frm, b0, b1, t0, t1, en = self._seg_append
+        acc(accel.index)
+        mod(job.model.index)
+        frm(job.frame)
+        b0(job.next_block)
+        b1(accel.seg_end_block)
+        t0(accel.seg_start_s)
+        t1(end_s)
+        en(energy)
+
+    def finish(self, end_s: float) -> list[Job]:
+        """Close the books at ``end_s``: drop what expired, pro-rate running stretches.
+
+        A stretch still running at the end is charged the elapsed share of its energy,
+        so energy stays the integral of power over ``[0, end_s]``. Returns the jobs
+        still in flight (ready or running).
+        """
+        self._purge(end_s)
+        in_flight = list(self.ready)
+        for accel in self.accelerators:
+            job = accel.job
+            if job is None:
+                continue
+            span = accel.seg_end_s - accel.seg_start_s
+            share = (end_s - accel.seg_start_s) / span if span > 0 else 1.0
+            energy = accel.seg_energy_j * share
+            self._record_segment(accel, job, end_s, energy)
+            accel.busy_s += end_s - accel.seg_start_s
+            accel.busy_energy_j += energy
+            job.energy_j += energy
+            in_flight.append(job)
+        return in_flight

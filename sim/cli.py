@@ -1,0 +1,191 @@
+"""Command line: ``testbed run | sweep | validate | list | report | demo``.
+
+A user's mistake (bad file, bad value, unknown name) prints one line per problem to
+stderr and exits with code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sim import registry
+from sim.errors import ConfigError
+
+EXIT_USAGE = 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set scheduler.name=fcfs (repeatable)",
+    )
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first so its kinds and policies register (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="testbed", description="Discrete-event testbed for ML systems research."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "run",
+        help="run one scenario file",
+        description="Run one scenario and write summary.json, config.yaml, "
+        "tables/*.parquet and report.html to --out.",
+    )
+    p.add_argument("file", help="scenario YAML file")
+    p.add_argument("--out", help="output folder (default: runs/<name>-seed<seed>)")
+    p.add_argument("--seed", type=int, help="run seed (default: the file's `seed`, else 0)")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report and figures")
+    _common(p)
+
+    p = sub.add_parser(
+        "sweep",
+        help="run a study: a base scenario x factors x seeds",
+        description="Run every point of a sweep file on local processes (pool), "
+        "in this process (serial) or on a Ray cluster (ray). Results: "
+        "DIR/runs.sqlite, DIR/runs/<id>/, DIR/summary.csv, "
+        "DIR/report.html. Exit 1 if any run failed.",
+    )
+    p.add_argument("file", help="sweep YAML file")
+    p.add_argument("--out", help="output folder (default: runs/<sweep name>)")
+    p.add_argument("--backend", default="pool", help="serial | pool | ray (default: pool)")
+    p.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
+    p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--resume", action="store_true", help="finish a sweep in --out, skipping runs done")
+    p.add_argument("--run-reports", action="store_true", help="also write each run's HTML report")
+    p.add_argument("--no-report", action="store_true", help="skip the comparison report")
+    _common(p)
+
+    p = sub.add_parser(
+        "validate",
+        help="check a scenario file without running it",
+        description="Exit 0 if the file is valid, else exit 2 with one line per problem.",
+    )
+    p.add_argument("file")
+    _common(p)
+
+    p = sub.add_parser("list", help="scenario kinds and policies by family")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE")
+
+    p = sub.add_parser("report", help="re-render the report of a run or sweep folder")
+    p.add_argument("dir")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE")
+
+    p = sub.add_parser(
+        "demo",
+        help="run the default what-if study (embedded defaults)",
+        description="XRBench VR gaming on Single_4K and on a big.LITTLE pair (Dual_4K_bl), "
+        "under FCFS and EDF: a run folder per run and a comparison report.",
+    )
+    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sim.runner import load_spec, run, write_run
+
+    spec = load_spec(args.file, args.sets)
+    result = run(spec, seed=args.seed, progress=sys.stderr.isatty())
+    out = Path(args.out or f"runs/{result.config.get('name', result.kind)}-seed{result.seed}")
+    write_run(result, out, report=not args.no_report)
+    print(f"wrote {out}  ({result.wall_time_s:.2f} s wall)")
+    for key in ("xrbench_score", "uxcost", "deadline_miss_rate", "energy_j"):
+        if key in result.summary:
+            print(f"  {key} = {result.summary[key]:.6g}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from sim.compare import render_sweep_report
+    from sim.sweep import load_sweep, sweep
+
+    spec, _ = load_sweep(args.file, args.sets)
+    out = Path(args.out or f"runs/{spec.name}")
+    table = sweep(
+        args.file,
+        out,
+        backend=args.backend,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        resume=args.resume,
+        overrides=args.sets,
+        run_reports=args.run_reports,
+        progress=sys.stderr.isatty(),
+    )
+    failed = int((table["status"] == "failed").sum())
+    if not args.no_report:
+        render_sweep_report(out)
+    print(f"wrote {out}: {len(table) - failed} runs done, {failed} failed")
+    return 1 if failed else 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from sim.runner import load_spec
+
+    spec = load_spec(args.file, args.sets)
+    print(f"{args.file}: valid {spec.kind} scenario")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    for family in registry.families():
+        print(f"{family}:")
+        for name in registry.names(family):
+            print(f"  {name:<18} {registry.describe(registry.get(family, name))}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from sim.compare import render_sweep_report
+    from sim.runner import render_run_report
+
+    folder = Path(args.dir)
+    is_sweep = (folder / "sweep.yaml").is_file()
+    print(f"wrote {render_sweep_report(folder) if is_sweep else render_run_report(folder)}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sim.demo import run_demo
+
+    print(f"wrote {run_demo(Path(args.out))}")
+    return 0
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "sweep": _cmd_sweep,
+    "validate": _cmd_validate,
+    "list": _cmd_list,
+    "report": _cmd_report,
+    "demo": _cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        registry.load_plugins(getattr(args, "plugin", []) or [])
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Comparison report of a sweep: metrics by factor with confidence intervals over seeds,
+policies ranked per scenario, improvement against a baseline, links to every run.
+
+Confidence intervals are 95% Student-t intervals over seeds (each seed's value first
+averaged over the factors not shown). "Scenario" means one combination of the
+factors other than the compared policy.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.figure import Figure
+from scipy import stats
+
+from sim.config import load_yaml
+from sim.errors import ConfigError
+from sim.report import render_report
+
+
+def ci95(values: pd.Series | np.ndarray) -> float:
+    """Half-width of the 95% t-interval of the mean (NaN with fewer than two values)."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size))
+
+
+def factor_keys(sweep: dict[str, Any]) -> list[str]:
+    random = (sweep.get("random") or {}).get("params", {})
+    scenario = ["scenario"] if isinstance(sweep["base"], list) else []
+    return [*scenario, *sweep.get("grid", {}), *sweep.get("zip", {}), *random]
+
+
+def policy_factor(sweep: dict[str, Any], factors: list[str]) -> str | None:
+    """The factor that names the compared policy: the baseline's key, else the first ``*.name``."""
+    if sweep.get("baseline"):
+        return next(iter(sweep["baseline"]))
+    return next((f for f in factors if f.endswith(".name")), None)
+
+
+def summarise(table: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
+    """Mean and CI of ``metric`` per ``by`` group, over seeds (other factors averaged per seed)."""
+    per_seed = table.groupby([*by, "seed"], dropna=False)[metric].mean().reset_index()
+    grouped = per_seed.groupby(by, dropna=False)[metric]
+    return pd.DataFrame(
+        {"mean": grouped.mean(), "ci95": grouped.agg(ci95), "n": grouped.size()}
+    ).reset_index()
+
+
+def ranking(table: pd.DataFrame, policy: str, scenario: list[str], metric: str, lower: bool) -> pd.DataFrame:
+    """Policies ranked per scenario by the mean of ``metric`` over seeds."""
+    stats_ = summarise(table, [*scenario, policy], metric)
+    stats_["rank"] = (
+        stats_.groupby(scenario, dropna=False)["mean"].rank(ascending=lower, method="min")
+        if scenario
+        else stats_["mean"].rank(ascending=lower, method="min")
+    )
+    return stats_.sort_values([*scenario, "rank"]).reset_index(drop=True)
+
+
+def improvement(
+    table: pd.DataFrame, policy: str, baseline: Any, scenario: list[str], metrics: list[str]
+) -> pd.DataFrame:
+    """Per policy: geometric-mean ratio to the baseline over scenarios, as % change per metric."""
+    rows = []
+    means = table.groupby([*scenario, policy], dropna=False)[metrics].mean().reset_index()
+    base = means[means[policy] == baseline].drop(columns=policy)
+    merged = (
+        means.merge(base, on=scenario, suffixes=("", "_base"))
+        if scenario
+        else means.assign(**{f"{m}_base": base[m].iloc[0] for m in metrics})
+    )
+    for name, group in merged.groupby(policy, sort=False):
+        row: dict[str, Any] = {policy: name}
+        for m in metrics:
+            ratio = group[m] / group[f"{m}_base"]
+            ok = np.isfinite(ratio) & (ratio > 0)
+            row[f"{m} vs {baseline}"] = (
+                f"{100 * (math.exp(np.log(ratio[ok]).mean()) - 1):+.1f}%" if ok.any() else "—"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _metric_figures(
+    table: pd.DataFrame, factors: list[str], policy: str | None, metrics: list[str]
+) -> dict[str, Figure]:
+    figures = {}
+    for factor in factors:
+        if table[factor].nunique() < 2 and factor != policy:
+            continue
+        series = policy if policy and policy != factor else None
+        ncols = min(3, len(metrics))
+        nrows = math.ceil(len(metrics) / ncols)
+        fig = Figure(figsize=(3.6 * ncols, 2.9 * nrows), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+        for ax in axes[len(metrics) :]:
+            ax.set_visible(False)
+        levels = list(dict.fromkeys(table[factor].astype(str)))
+        for ax, metric in zip(axes, metrics):
+            s = summarise(
+                table.assign(**{factor: table[factor].astype(str)}),
+                [factor] + ([series] if series else []),
+                metric,
+            )
+            groups = s.groupby(series, sort=False) if series else [(None, s)]
+            width = 0.8 / (len(groups) if series else 1)
+            for k, (label, g) in enumerate(groups):
+                x = np.array([levels.index(v) for v in g[factor]]) + (k - (len(groups) - 1) / 2) * width
+                ax.errorbar(
+                    x,
+                    g["mean"],
+                    yerr=g["ci95"].fillna(0),
+                    fmt="o",
+                    capsize=3,
+                    label=str(label) if series else None,
+                )
+            ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right", fontsize=8)
+            ax.set_xlim(-0.6, len(levels) - 0.4)
+            ax.set_title(metric, fontsize=9)
+            ax.set_xlabel(factor, fontsize=8)
+        if series:
+            axes[0].legend(fontsize=7, title=series, title_fontsize=7)
+        fig.suptitle(f"metrics by {factor} (mean, 95% CI over seeds)", fontsize=10)
+        figures[f"by_{factor.replace('.', '_')}"] = fig
+    return figures
+
+
+def render_sweep_report(sweep_dir: str | Path) -> Path:
+    """Write ``report.html`` (+ PNGs) for a sweep folder from its ``summary.csv``."""
+    from sim.runner import kind_of
+
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / "summary.csv").is_file():
+        raise ConfigError(f"{sweep_dir}: not a sweep folder (no summary.csv)")
+    sweep = load_yaml(sweep_dir / "sweep.yaml")
+    table = pd.read_csv(sweep_dir / "summary.csv")
+    factors = factor_keys(sweep)
+    done = table[table["status"] == "done"].copy()
+    first_base = sweep["base"][0] if isinstance(sweep["base"], list) else sweep["base"]
+    kind = kind_of(first_base.get("kind"))
+    metrics = [
+        m for m in (sweep.get("metrics") or getattr(kind, "headline_metrics", ())) if m in done.columns
+    ]
+    lower = set(sweep.get("lower_is_better", []))
+    policy = policy_factor(sweep, factors)
+    scenario = [f for f in factors if f != policy]
+    tables: dict[str, pd.DataFrame] = {}
+    if policy and metrics and len(done):
+        objective = metrics[0]
+        tables[f"ranking by {objective}"] = ranking(done, policy, scenario, objective, objective in lower)
+        overall = summarise(done, [policy], objective).sort_values("mean", ascending=objective in lower)
+        tables[f"overall {objective}"] = overall.reset_index(drop=True)
+        baseline = (sweep.get("baseline") or {}).get(policy)
+        if baseline is not None:
+            tables[f"change vs {baseline} (geomean over scenarios)"] = improvement(
+                done, policy, baseline, scenario, metrics
+            )
+    failed = table[table["status"] == "failed"]
+    if len(failed):
+        tables["failed runs"] = failed.assign(
+            error=failed["error"].astype(str).str.strip().str.split("\n").str[-1]
+        )[["id", *factors, "seed", "error"]]
+    figures = _metric_figures(done, factors, policy, metrics) if len(done) and metrics else {}
+    links = {}
+    for _, row in table.iterrows():
+        label = ", ".join(f"{f}={row[f]}" for f in factors)
+        links[f"{row['id']} ({label}, seed {row['seed']})"] = _run_link(sweep_dir, row["id"])
+    counts = table["status"].value_counts()
+    summary = {
+        "runs": float(len(table)),
+        "done": float(counts.get("done", 0)),
+        "failed": float(counts.get("failed", 0)),
+        "wall_time_s (sum)": float(table["wall_time_s"].sum()),
+    }
+    return render_report(
+        sweep_dir,
+        title=f"sweep · {sweep.get('name', '')}",
+        summary=summary,
+        config_yaml=yaml.safe_dump(sweep, sort_keys=False),
+        figures=figures,
+        tables=tables,
+        links=links,
+    )
+
+
+def _run_link(sweep_dir: Path, rid: str) -> str:
+    report = sweep_dir / "runs" / rid / "report.html"
+    return f"runs/{rid}/report.html" if report.exists() else f"runs/{rid}/"

@@ -1,0 +1,179 @@
+"""Run one scenario: ``run(spec, seed) -> RunResult``, and write it to a folder.
+
+A scenario kind is a class registered in family ``"scenario"`` with a pydantic
+``Spec``, ``build(spec, kernel) -> world`` (the world has ``run()`` and
+``results() -> (summary, tables)``) and ``figures(tables, summary, spec)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel
+
+from sim import registry
+from sim.config import apply_overrides, load_yaml, validate
+from sim.errors import ConfigError
+from sim.kernel import Kernel
+
+_VERSIONED = ("ml-testbed", "simpy", "numpy", "torch", "pandas", "pydantic", "networkx")
+
+
+@dataclass
+class RunResult:
+    """Everything one run produced; ``summary`` is a flat ``metric -> float`` dict."""
+
+    kind: str
+    seed: int
+    summary: dict[str, float]
+    tables: dict[str, pd.DataFrame]
+    config: dict[str, Any]
+    versions: dict[str, str] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "unknown"
+    return found
+
+
+def kind_of(name: Any) -> Any:
+    """The registered scenario kind ``name``; a ConfigError names the ``kind`` field."""
+    if not isinstance(name, str):
+        known = ", ".join(registry.names("scenario"))
+        raise ConfigError(f"kind: required, one of: {known} (got {name!r})")
+    try:
+        return registry.get("scenario", name)
+    except ConfigError:
+        known = ", ".join(registry.names("scenario"))
+        raise ConfigError(f"kind: {name!r} is not a registered scenario kind; known: {known}") from None
+
+
+def load_spec(source: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> BaseModel:
+    """Validate a scenario from a YAML path or a dict, after ``--set`` overrides."""
+    data = load_yaml(source) if isinstance(source, (str, Path)) else dict(source)
+    data = apply_overrides(data, overrides)
+    return validate(kind_of(data.get("kind")).Spec, data)
+
+
+def run(spec: BaseModel, seed: int | None = None, progress: bool = False) -> RunResult:
+    """Build and run one scenario; ``seed`` (if given) replaces ``spec.seed``."""
+    if seed is not None:
+        if seed < 0:
+            raise ConfigError(f"seed: must be >= 0 (got {seed})")
+        spec = spec.model_copy(update={"seed": seed})
+    kind = kind_of(spec.kind)
+    kernel = Kernel(spec.seed)
+    start = time.perf_counter()
+    world = kind.build(spec, kernel)
+    if progress and hasattr(spec, "duration_s"):
+        _show_progress(kernel, spec.duration_s)
+    world.run()
+    summary, tables = world.results()
+    return RunResult(
+        kind=spec.kind,
+        seed=spec.seed,
+        summary={k: float(v) for k, v in summary.items()},
+        tables=tables,
+        config=spec.model_dump(mode="json"),
+        versions=versions(),
+        wall_time_s=time.perf_counter() - start,
+    )
+
+
+def _show_progress(kernel: Kernel, duration_s: float, steps: int = 100) -> None:
+    """A tqdm bar over simulated time, ticked by one SimPy process (``steps`` events)."""
+    from tqdm import tqdm
+
+    def ticker():
+        with tqdm(total=steps, desc="simulating", unit="%", leave=False) as bar:
+            for _ in range(steps):
+                yield kernel.env.timeout(duration_s / steps)
+                bar.update(1)
+
+    kernel.env.process(ticker())
+
+
+def _json_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def write_run(result: RunResult, out_dir: str | Path, report: bool = True) -> Path:
+    """Write ``summary.json``, ``config.yaml``, ``run.json``, ``tables/*.parquet`` (+ report)."""
+    out = Path(out_dir)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    summary = {k: _json_number(v) for k, v in result.summary.items()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    (out / "config.yaml").write_text(yaml.safe_dump(result.config, sort_keys=False))
+    meta = {
+        "kind": result.kind,
+        "seed": result.seed,
+        "wall_time_s": result.wall_time_s,
+        "versions": result.versions,
+    }
+    (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+    for name, table in result.tables.items():
+        table.to_parquet(out / "tables" / f"{name}.parquet", index=False)
+    if report:
+        render_run_report(out, result)
+    return out
+
+
+def read_run(run_dir: str | Path) -> RunResult:
+    """Load a written run folder back into a RunResult."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "summary.json").is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no summary.json)")
+    summary = {
+        k: (math.nan if v is None else float(v))
+        for k, v in json.loads((run_dir / "summary.json").read_text()).items()
+    }
+    config = load_yaml(run_dir / "config.yaml")
+    meta = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    tables = {p.stem: pd.read_parquet(p) for p in sorted((run_dir / "tables").glob("*.parquet"))}
+    return RunResult(
+        kind=config.get("kind", ""),
+        seed=int(config.get("seed", 0)),
+        summary=summary,
+        tables=tables,
+        config=config,
+        versions=meta.get("versions", {}),
+        wall_time_s=float(meta.get("wall_time_s", 0.0)),
+    )
+
+
+def render_run_report(run_dir: str | Path, result: RunResult | None = None) -> Path:
+    """(Re-)render ``report.html`` and its figures for one run folder."""
+    from sim.report import render_report
+
+    run_dir = Path(run_dir)
+    result = result or read_run(run_dir)
+    kind = kind_of(result.kind)
+    spec = validate(kind.Spec, result.config)
+    figures = kind.figures(result.tables, result.summary, spec)
+    shown = {
+        name: result.tables[name] for name in getattr(kind, "report_tables", ()) if name in result.tables
+    }
+    title = f"{result.kind} · {result.config.get('name', '')} · seed {result.seed}"
+    return render_report(
+        run_dir,
+        title=title,
+        summary=result.summary,
+        config_yaml=yaml.safe_dump(result.config, sort_keys=False),
+        figures=figures,
+        tables=shown,
+    )

@@ -1,0 +1,7 @@
+"""What runs: real PyTorch models, demand streams, and the scenario kinds.
+
+Importing this package registers its scenario kinds (it is a ``testbed.plugins``
+entry point).
+"""
+
+from workloads import xr  # noqa: F401

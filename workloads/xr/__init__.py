@@ -1,0 +1,36 @@
+"""Scenario kind ``xr``: real-time multi-model inference on a multi-accelerator system."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.kernel import Kernel
+from sim.registry import register
+from workloads.xr.spec import XRSpec
+from workloads.xr.world import XRWorld
+
+
+@register("scenario", "xr")
+class XRKind:
+    """Real-time multi-model XR inference on multi-accelerator hardware (XRBench semantics)."""
+
+    Spec = XRSpec
+    report_tables = ("models", "accelerators")
+    headline_metrics = (
+        "uxcost",
+        "xrbench_score",
+        "deadline_miss_rate",
+        "drop_rate",
+        "energy_j",
+        "latency_p99_s",
+    )
+
+    @staticmethod
+    def build(spec: XRSpec, kernel: Kernel) -> XRWorld:
+        return XRWorld(spec, kernel)
+
+    @staticmethod
+    def figures(tables: dict[str, Any], summary: dict[str, float], spec: XRSpec) -> dict[str, Any]:
+        from workloads.xr.figures import xr_figures
+
+        return xr_figures(tables, summary, spec.report.gantt_window_s)
