@@ -40,7 +40,17 @@ class ModelCost:
     any run of blocks one subtraction.
     """
 
-    __slots__ = ("name", "index", "priority", "n_blocks", "cum_latency_s", "cum_energy_j")
+    __slots__ = (
+        "name",
+        "index",
+        "priority",
+        "period_s",
+        "variant",
+        "accuracy",
+        "n_blocks",
+        "cum_latency_s",
+        "cum_energy_j",
+    )
 
     def __init__(
         self,
@@ -49,12 +59,18 @@ class ModelCost:
         block_latency_s: np.ndarray,
         block_energy_j: np.ndarray,
         priority: float = 1.0,
+        period_s: float = math.inf,
+        variant: int = 0,
+        accuracy: float = math.nan,
     ):
         if block_latency_s.shape != block_energy_j.shape or block_latency_s.ndim != 2:
             raise ValueError("block latency and energy must both be [n_accel, n_blocks]")
         self.name = name
         self.index = index
         self.priority = priority
+        self.period_s = period_s  # frame period of the model's stream
+        self.variant = variant  # sub-network (supernet width) index; 0 for plain models
+        self.accuracy = accuracy  # accuracy of this variant; NaN where not measured
         self.n_blocks = block_latency_s.shape[1]
         zero = np.zeros((block_latency_s.shape[0], 1))
         cum_lat = np.concatenate([zero, np.cumsum(block_latency_s, axis=1)], axis=1)
@@ -73,6 +89,7 @@ class Job:
         "ready_s",
         "deadline_s",
         "scale",
+        "work",
         "next_block",
         "start_s",
         "energy_j",
@@ -82,13 +99,22 @@ class Job:
         "waiting",
     )
 
-    def __init__(self, model: ModelCost, frame: int, arrival_s: float, deadline_s: float, scale: float = 1.0):
+    def __init__(
+        self,
+        model: ModelCost,
+        frame: int,
+        arrival_s: float,
+        deadline_s: float,
+        scale: float = 1.0,
+        work: float = 1.0,
+    ):
         self.model = model
         self.frame = frame
         self.arrival_s = arrival_s
         self.ready_s = math.nan
         self.deadline_s = deadline_s
-        self.scale = scale  # service-time multiplier of this frame
+        self.work = work  # amount of work of this frame's input (scales latency and energy)
+        self.scale = scale * work  # latency multiplier: work times service-time variability
         self.next_block = 0
         self.start_s = math.nan
         self.energy_j = 0.0
@@ -103,11 +129,19 @@ class Job:
 
     def remaining_energy_j(self, accel: Accelerator) -> float:
         cum = self.model.cum_energy_j[accel.index]
-        return cum[-1] - cum[self.next_block]
+        return (cum[-1] - cum[self.next_block]) * self.work
+
+    def next_block_latency_s(self, accel: Accelerator) -> float:
+        cum = self.model.cum_latency_s[accel.index]
+        return (cum[self.next_block + 1] - cum[self.next_block]) * self.scale
 
 
 class Accelerator:
-    """Run-time state of one accelerator; schedulers see it read-only."""
+    """Run-time state of one accelerator; schedulers see it read-only.
+
+    ``job`` is the running job (None when idle) and ``busy_until_s`` the end of its
+    current stretch (or of the last one, which has passed when it is idle).
+    """
 
     __slots__ = (
         "index",
@@ -120,6 +154,7 @@ class Accelerator:
         "job",
         "seg_start_s",
         "seg_end_s",
+        "busy_until_s",
         "seg_end_block",
         "seg_energy_j",
         "on_done",
@@ -136,6 +171,7 @@ class Accelerator:
         self.job: Job | None = None
         self.seg_start_s = 0.0
         self.seg_end_s = 0.0
+        self.busy_until_s = 0.0  # end of the current (or last) stretch: idle once it has passed
         self.seg_end_block = 0
         self.seg_energy_j = 0.0
         self.on_done: Callable[[Any], None] | None = None
@@ -149,6 +185,7 @@ class AcceleratorPool:
 
     ``on_complete(job, now)`` and ``on_drop(job, when)`` tell the owner (the scenario)
     what became of a job; ``segments`` receives one row per stretch of execution.
+    A scheduler's optional ``setup(accelerators, models)`` runs once here.
     """
 
     def __init__(
@@ -161,6 +198,7 @@ class AcceleratorPool:
         on_complete: Callable[[Job, float], None],
         on_drop: Callable[[Job, float], None],
         model_names: Sequence[str],
+        models: Sequence[ModelCost] = (),
     ):
         self.env = env
         self.scheduler = scheduler
@@ -168,6 +206,12 @@ class AcceleratorPool:
         self.on_complete = on_complete
         self.on_drop = on_drop
         self.accelerators = [Accelerator(i, spec) for i, spec in enumerate(accelerators)]
+        # optional scheduler hooks (see policies/scheduling/base.py)
+        self._sched_complete = getattr(scheduler, "on_complete", None)
+        self._sched_drop = getattr(scheduler, "on_drop", None)
+        setup = getattr(scheduler, "setup", None)
+        if setup is not None:
+            setup(self.accelerators, list(models))
         for accel in self.accelerators:
             accel.on_done = self._make_done(accel)
         self.idle: list[Accelerator] = list(self.accelerators)
@@ -216,6 +260,8 @@ class AcceleratorPool:
                 ready.remove(job)
                 job.status = DROPPED
                 self.on_drop(job, job.deadline_s)
+                if self._sched_drop is not None:
+                    self._sched_drop(job, now)
 
     # -- decisions and execution -------------------------------------------------------
     def _dispatch(self) -> None:
@@ -249,9 +295,9 @@ class AcceleratorPool:
         accel.job = job
         accel.seg_start_s = now
         accel.seg_end_block = end
-        accel.seg_energy_j = cum_en[end] - cum_en[first]
+        accel.seg_energy_j = (cum_en[end] - cum_en[first]) * job.work
         delay = (cum_lat[end] - cum_lat[first]) * job.scale
-        accel.seg_end_s = now + delay
+        accel.seg_end_s = accel.busy_until_s = now + delay
         Timeout(self.env, delay).callbacks.append(accel.on_done)
 
     def _finish(self, accel: Accelerator) -> None:
@@ -268,6 +314,8 @@ class AcceleratorPool:
         if job.next_block == job.model.n_blocks:
             job.status = COMPLETED
             self.on_complete(job, now)
+            if self._sched_complete is not None:
+                self._sched_complete(job, now)
         else:
             job.status = READY
             self.ready.append(job)

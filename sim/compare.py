@@ -89,6 +89,40 @@ def improvement(
     return pd.DataFrame(rows)
 
 
+def versus(
+    table: pd.DataFrame, policy: str, highlight: Any, scenario: list[str], metric: str
+) -> pd.DataFrame:
+    """``highlight`` against every other policy: geometric mean over scenario cells of the
+    ratio of ``metric``, as a % reduction, with its 95% CI over seeds and the share of
+    cells where ``highlight`` is lower."""
+    cells = table.groupby([*scenario, "seed", policy], dropna=False)[metric].mean().unstack(policy)
+    rows = []
+    for other in cells.columns:
+        if other == highlight:
+            continue
+        log_ratio = np.log(cells[highlight] / cells[other]).replace([np.inf, -np.inf], np.nan).dropna()
+        if log_ratio.empty:
+            continue
+        per_seed = 100 * (1 - np.exp(log_ratio.groupby(level="seed").mean()))
+        rows.append(
+            {
+                "versus": other,
+                f"{metric} reduction % (geomean)": round(100 * (1 - math.exp(log_ratio.mean())), 2),
+                "ci95 over seeds (points)": round(ci95(per_seed), 2),
+                "seeds": int(per_seed.size),
+                f"cells where {highlight} is lower": f"{(log_ratio < 0).mean():.0%}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def by_scenario(table: pd.DataFrame, policy: str, metric: str) -> pd.DataFrame:
+    """Mean of ``metric`` per scenario (rows) and policy (columns), with an overall row."""
+    pivot = table.pivot_table(index="scenario", columns=policy, values=metric, aggfunc="mean")
+    pivot.loc["overall"] = table.groupby(policy)[metric].mean()
+    return pivot.reset_index()
+
+
 def _metric_figures(
     table: pd.DataFrame, factors: list[str], policy: str | None, metrics: list[str]
 ) -> dict[str, Figure]:
@@ -163,6 +197,14 @@ def render_sweep_report(sweep_dir: str | Path) -> Path:
             tables[f"change vs {baseline} (geomean over scenarios)"] = improvement(
                 done, policy, baseline, scenario, metrics
             )
+        highlight = sweep.get("highlight")
+        if highlight is not None and highlight in set(done[policy]):
+            tables[f"{highlight} against every other {policy}"] = versus(
+                done, policy, highlight, scenario, objective
+            )
+        if "scenario" in factors:
+            for metric in metrics:
+                tables[f"{metric} by scenario"] = by_scenario(done, policy, metric)
     failed = table[table["status"] == "failed"]
     if len(failed):
         tables["failed runs"] = failed.assign(

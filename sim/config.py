@@ -99,16 +99,30 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+SUBFIELD_MARK = "@"
+
+
 def problems_of(exc: ValidationError, prefix: str = "") -> list[str]:
-    """One line per pydantic error: ``field.path: message (got value)``."""
+    """One line per pydantic error: ``field.path: message (got value)``.
+
+    A validator whose message starts with ``SUBFIELD_MARK`` names a path below its own
+    field and carries its own value, e.g. ``"@params.rate: must be > 0 (got -1)"`` on
+    field ``scheduler`` becomes ``scheduler.params.rate: must be > 0 (got -1)``.
+    """
     lines = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        path = ".".join(p for p in (prefix, loc) if p) or "(top level)"
+        path = ".".join(p for p in (prefix, loc) if p)
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        if err["type"] == "extra_forbidden":
+        if msg.startswith(SUBFIELD_MARK):
+            parts = msg[1:].split("; " + SUBFIELD_MARK)
+            lines.extend(f"{path}.{part}" if path else part for part in parts)
+            continue
+        if not loc:  # a check across fields: its message names the fields itself
+            line = f"{prefix}: {msg}" if prefix else msg
+        elif err["type"] == "extra_forbidden":
             line = f"{path}: unknown key (got {_short(err['input'])})"
         elif err["type"] == "missing":
             line = f"{path}: required field is missing"
@@ -159,12 +173,13 @@ class PolicyRef(StrictModel):
         params_model = getattr(policy, "Params", None)
         if params_model is None:
             if self.params:
-                raise ValueError(f"policy {self.name!r} takes no params, got {sorted(self.params)}")
+                given = sorted(self.params)
+                raise ValueError(f"{SUBFIELD_MARK}params: policy {self.name!r} takes none (got {given})")
             return {}
         try:
             return params_model.model_validate(self.params).model_dump()
         except ValidationError as exc:
-            raise ValueError("; ".join(f"params.{p}" for p in problems_of(exc))) from None
+            raise ValueError("; ".join(f"{SUBFIELD_MARK}params.{p}" for p in problems_of(exc))) from None
 
     def build(self) -> Any:
         """A fresh instance of the policy with its validated params."""

@@ -2,7 +2,8 @@
 
 A scenario kind is a class registered in family ``"scenario"`` with a pydantic
 ``Spec``, ``build(spec, kernel) -> world`` (the world has ``run()`` and
-``results() -> (summary, tables)``) and ``figures(tables, summary, spec)``.
+``results() -> (summary, tables)``) and ``figures(tables, summary, spec)``; an
+optional ``prepare(spec)`` does shared cached work once before a sweep's workers start.
 """
 
 from __future__ import annotations

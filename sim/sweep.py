@@ -90,6 +90,7 @@ class SweepSpec(StrictModel):
     baseline: dict[str, Any] | None = Field(
         None, description="factor values of the baseline, e.g. {scheduler.name: fcfs}"
     )
+    highlight: str | None = Field(None, description="a policy the report compares with every other one")
     metrics: list[str] = Field(
         default_factory=list, description="metrics in the report (default: a kind's main ones)"
     )
@@ -195,7 +196,8 @@ def plan(sweep: SweepSpec, bases: dict[str, dict[str, Any]]) -> list[dict[str, A
         base = set_values(base, sweep.set, label="set:")
         kind = kind_of(base.get("kind"))
         prefix = f"base {label}" if several else "base"
-        resolved = validate(kind.Spec, base, prefix=prefix).model_dump(mode="json")
+        base_spec = validate(kind.Spec, base, prefix=prefix)
+        resolved = base_spec.model_dump(mode="json")
         groups = {
             "grid": sweep.grid,
             "zip": sweep.zip,
@@ -210,6 +212,9 @@ def plan(sweep: SweepSpec, bases: dict[str, dict[str, Any]]) -> list[dict[str, A
         ]
         if problems:
             raise ConfigError(problems)
+        prepare = getattr(kind, "prepare", None)
+        if prepare is not None:  # shared, cached work (traces, trained weights) done once, here
+            prepare(base_spec)
         for point in sweep.points():
             data = set_values(base, point, label="factor")
             factors = {"scenario": label, **point} if several else point

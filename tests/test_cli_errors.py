@@ -55,7 +55,7 @@ CASES = {
     "params not taken": (
         "kind: xr\nscheduler: {name: fcfs, params: {x: 1}}\n",
         [],
-        "policy 'fcfs' takes no params",
+        "scheduler.params: policy 'fcfs' takes none",
     ),
     "unknown task": (
         "kind: xr\nmodels:\n  - {name: a, task: teleport, fps: 5}\n",

@@ -1,33 +1,19 @@
 """The accelerator pool on hand-made costs: ordering, drops, block hand-over, energy."""
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
-import simpy
+from conftest import make_pool
 
-from devices.system import COMPLETED, AcceleratorPool, Job, ModelCost
+from devices.system import COMPLETED, Job, ModelCost
 from policies.scheduling.edf import EDF
 from policies.scheduling.fcfs import FCFS
 
 
 def _pool(scheduler, n_accel=1, blocks=False, latency=((1.0,),), energy=None):
-    env = simpy.Environment()
-    specs = [
-        SimpleNamespace(name=f"a{i}", num_pes=1, dataflow="WS", idle_power_w=0.5) for i in range(n_accel)
-    ]
-    done, dropped = [], []
-    pool = AcceleratorPool(
-        env,
-        specs,
-        scheduler,
-        block_granularity=blocks,
-        on_complete=lambda j, t: done.append((j, t)),
-        on_drop=lambda j, t: dropped.append((j, t)),
-        model_names=["m"],
-    )
     lat = np.array(latency, float)
     cost = ModelCost("m", 0, lat, np.ones_like(lat) if energy is None else np.array(energy))
+    env, pool, done, dropped = make_pool(scheduler, [cost], n_accel, blocks)
     return env, pool, cost, done, dropped
 
 

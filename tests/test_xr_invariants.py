@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import shipped
+from conftest import SMALL_ACCELERATOR, shipped
 
 from sim import registry
 from sim.runner import load_spec, run
@@ -58,14 +58,7 @@ def test_invariants_hold_for_every_scheduler(path, granularity):
 
 
 def test_overload_drops_and_cascades():
-    small = {
-        "num_pes": 256,
-        "l2_bytes": 262144,
-        "l1_bytes_per_pe": 8192,
-        "noc_bytes_per_cycle": 16,
-        "offchip_bytes_per_cycle": 16,
-        "idle_power_w": 0.05,
-    }
+    small = {**SMALL_ACCELERATOR, "idle_power_w": 0.05}
     spec = load_spec(
         {
             "kind": "xr",

@@ -25,12 +25,18 @@ class ArrivalConfig(StrictModel):
 
     ``periodic``: at ``offset_s + i * period`` plus a uniform jitter in ``[0, jitter_s)``
     (XRBench default 0.01 ms). ``poisson``: exponential gaps at the stream's rate.
-    ``trace``: the times in ``times_s`` or in the ``arrival_s`` column of ``trace_csv``.
+    ``bursty``: a two-state Markov-modulated Poisson process; calm spells (mean
+    ``calm_mean_s``) at the stream's rate alternate with bursts (mean ``burst_mean_s``)
+    at ``burst_factor`` times that rate. ``trace``: the times in ``times_s`` or in the
+    ``arrival_s`` column of ``trace_csv``.
     """
 
-    process: Literal["periodic", "poisson", "trace"] = "periodic"
+    process: Literal["periodic", "poisson", "bursty", "trace"] = "periodic"
     jitter_s: NonNegativeFloat = 1e-5
     offset_s: NonNegativeFloat = 0.0
+    burst_factor: float = Field(4.0, ge=1.0)
+    burst_mean_s: PositiveFloat = 0.1
+    calm_mean_s: PositiveFloat = 0.5
     times_s: list[NonNegativeFloat] | None = None
     trace_csv: str | None = None
 
@@ -67,12 +73,16 @@ def read_trace(path: str | Path, field: str) -> np.ndarray:
 
 
 def arrivals(
-    cfg: ArrivalConfig, period_s: float, rng: np.random.Generator, field: str = "arrival"
+    cfg: ArrivalConfig,
+    period_s: float,
+    rng: np.random.Generator,
+    field: str = "arrival",
+    start_s: float = 0.0,
 ) -> Iterator[tuple[float, float]]:
-    """Yield ``(arrival_s, nominal_s)`` forever (or to the trace's end).
+    """Yield ``(arrival_s, nominal_s)`` from ``start_s + offset_s`` on, forever (or to a trace's end).
 
     ``nominal_s`` is the jitter-free slot time a periodic frame belongs to (its deadline
-    is measured from it); for Poisson and trace arrivals it equals the arrival.
+    is measured from it); for the other processes it equals the arrival.
     """
     if cfg.process == "trace":
         times = (
@@ -80,14 +90,18 @@ def arrivals(
             if cfg.times_s is not None
             else read_trace(cfg.trace_csv, f"{field}.trace_csv")
         )
-        for t in times.tolist():
+        for t in times[times >= start_s].tolist():
             yield t, t
         return
-    start = 0
-    last = cfg.offset_s
+    origin = start_s + cfg.offset_s
+    if cfg.process == "bursty":
+        yield from _bursty(cfg, period_s, rng, origin)
+        return
+    first = 0
+    last = origin
     while True:
         if cfg.process == "periodic":
-            nominal = cfg.offset_s + period_s * np.arange(start, start + CHUNK)
+            nominal = origin + period_s * np.arange(first, first + CHUNK)
             times = nominal + rng.random(CHUNK) * cfg.jitter_s
             yield from zip(times.tolist(), nominal.tolist())
         else:
@@ -95,14 +109,32 @@ def arrivals(
             last = float(times[-1])
             for t in times.tolist():
                 yield t, t
-        start += CHUNK
+        first += CHUNK
 
 
-class ServiceTimeConfig(StrictModel):
-    """Per-frame variability of service time: the cost model's latency times a random factor of mean 1.
+def _bursty(
+    cfg: ArrivalConfig, period_s: float, rng: np.random.Generator, t: float
+) -> Iterator[tuple[float, float]]:
+    """MMPP-2 arrivals; the process is memoryless, so a gap crossing a switch is redrawn."""
+    burst = False
+    switch = t + rng.exponential(cfg.calm_mean_s)
+    while True:
+        gap = rng.exponential(period_s / (cfg.burst_factor if burst else 1.0))
+        if t + gap < switch:
+            t += gap
+            yield t, t
+        else:
+            t = switch
+            burst = not burst
+            switch = t + rng.exponential(cfg.burst_mean_s if burst else cfg.calm_mean_s)
+
+
+class VariationConfig(StrictModel):
+    """A random factor of mean 1 drawn per frame: service-time noise or input work variation.
 
     ``exponential`` gives M/M/c-style service; ``lognormal`` has coefficient of
-    variation ``cv``. Energy is not scaled (the work is the same; only its speed varies).
+    variation ``cv``. As ``service_time`` it scales latency only (the same work, run
+    slower or faster); as a model's ``work`` it scales latency and energy (more input).
     """
 
     distribution: Literal["deterministic", "exponential", "lognormal"] = "deterministic"

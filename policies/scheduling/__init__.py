@@ -1,3 +1,10 @@
-"""Scheduling policies: which ready job runs next, and on which accelerator."""
+"""Scheduling policies: which ready job runs next, and on which accelerator.
 
-from policies.scheduling import edf, edp_greedy, fcfs, latency_greedy, round_robin  # noqa: F401
+Every module in this folder is imported, so a new policy is one new file.
+"""
+
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

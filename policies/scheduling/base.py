@@ -16,9 +16,14 @@ from typing import Protocol
 
 class ModelView(Protocol):
     name: str
-    index: int
+    index: int  # the stream's index in the scenario
     priority: float
     n_blocks: int
+    period_s: float
+    variant: int  # sub-network (supernet width) index; 0 for plain models
+    accuracy: float  # of this variant; NaN where not measured
+    cum_latency_s: list[list[float]]  # [accel][b]: latency of blocks 0..b-1 (prefix sums)
+    cum_energy_j: list[list[float]]
 
 
 class AcceleratorView(Protocol):
@@ -26,6 +31,8 @@ class AcceleratorView(Protocol):
     name: str
     num_pes: int
     dataflow: str
+    job: JobView | None  # running job, None when idle
+    busy_until_s: float  # end of the running (or last) stretch; <= now when idle
 
 
 class JobView(Protocol):
@@ -39,12 +46,23 @@ class JobView(Protocol):
 
     def remaining_latency_s(self, accel: AcceleratorView) -> float: ...
     def remaining_energy_j(self, accel: AcceleratorView) -> float: ...
+    def next_block_latency_s(self, accel: AcceleratorView) -> float: ...
 
 
 Pair = tuple[JobView, AcceleratorView]
 
 
 class Scheduler(Protocol):
+    """The one required method; optional hooks the engine calls when a scheduler has them:
+
+    - ``setup(accelerators, models)``: once before the run, with every accelerator and model view;
+    - ``on_complete(job, now)`` / ``on_drop(job, now)``: feedback as jobs leave the system;
+    - ``choose_variant(variants, now) -> int``: the supernet width of a new frame (``variants``
+      are the model views of one stream, one per width, ascending);
+    - ``check(params, accelerator_names, model_names) -> list[str]`` (classmethod): problems of
+      the params against the scenario, reported at load time under ``scheduler.params``.
+    """
+
     def pick(self, ready: Sequence[JobView], idle: Sequence[AcceleratorView], now: float) -> Pair | None: ...
 
 

@@ -26,6 +26,18 @@ class XRKind:
     )
 
     @staticmethod
+    def prepare(spec: XRSpec) -> None:
+        """Trace the models and train the supernets once, before a sweep starts its workers."""
+        from workloads.supernet import load_supernet
+        from workloads.xr.models import task_layers
+
+        for stream in spec.streams():
+            if stream.supernet is not None:
+                load_supernet(stream.supernet)
+            else:
+                task_layers(stream.task)
+
+    @staticmethod
     def build(spec: XRSpec, kernel: Kernel) -> XRWorld:
         return XRWorld(spec, kernel)
 

@@ -37,6 +37,7 @@ def xr_results(world: XRWorld) -> tuple[dict[str, float], dict[str, pd.DataFrame
     deadline = f.column("deadline_s")
     finish = f.column("finish_s")
     energy = f.column("energy_j")
+    accuracy = f.column("accuracy")
     budget = deadline - arrival
     done = status == COMPLETED
     dropped = status == DROPPED
@@ -55,7 +56,7 @@ def xr_results(world: XRWorld) -> tuple[dict[str, float], dict[str, pd.DataFrame
     en = np.clip((cfg.energy_max_j - energy) / cfg.energy_max_j, 0.0, 1.0)
 
     rows = []
-    for index, stream in enumerate(spec.models):
+    for index, stream in enumerate(spec.streams()):
         mine = model == index
         m_done, m_drop = done & mine, dropped & mine
         n_done, n_drop = int(m_done.sum()), int(m_drop.sum())
@@ -125,6 +126,9 @@ def xr_results(world: XRWorld) -> tuple[dict[str, float], dict[str, pd.DataFrame
         "utilisation_mean": float(accelerators["utilisation"].mean()),
         "scheduler_decisions": float(world.pool.decisions),
     }
+    served = done & np.isfinite(accuracy)
+    if served.any():  # frames of supernet models: each counts the accuracy of the width it got
+        summary["accuracy"] = float(accuracy[served].mean())
 
     frames = f.to_frame()
     frames.insert(frames.columns.get_loc("status") + 1, "late", late)

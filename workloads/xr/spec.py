@@ -13,8 +13,9 @@ import networkx as nx
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from devices.hardware import HardwareConfig
-from sim.config import PolicyRef, StrictModel
-from workloads.streams import ArrivalConfig, ServiceTimeConfig
+from sim import registry
+from sim.config import SUBFIELD_MARK, PolicyRef, StrictModel
+from workloads.streams import ArrivalConfig, VariationConfig
 from workloads.xr.models import TASKS
 
 
@@ -28,10 +29,19 @@ class ModelStream(StrictModel):
     A model with ``depends_on`` runs on its upstream models' output of the same frame:
     it has no arrivals of its own, exists for a frame with probability ``trigger_p`` per
     upstream edge, and becomes ready when all its upstream jobs of that frame are done.
+
+    A model is a task architecture (``task``) or a slimmable ``supernet``, served at
+    ``width`` unless the scheduler chooses a width per frame. ``samples_per_frame``
+    inputs are processed per frame (cost scales with it), and ``work`` varies the
+    amount of input work from frame to frame (scaling latency and energy).
     """
 
     name: str = Field(min_length=1)
     task: str | None = Field(None, description="model architecture; defaults to `name`")
+    supernet: str | None = Field(None, description="a slimmable supernet instead of a task")
+    width: PositiveFloat | None = Field(None, description="supernet width served by default (largest)")
+    samples_per_frame: PositiveInt = 1
+    work: VariationConfig = Field(default_factory=VariationConfig)
     fps: PositiveFloat | None = None
     arrival: ArrivalConfig = Field(default_factory=ArrivalConfig)
     depends_on: list[str] = Field(default_factory=list)
@@ -51,8 +61,31 @@ class ModelStream(StrictModel):
             raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
         return task
 
+    @field_validator("supernet")
+    @classmethod
+    def _known_supernet(cls, name: str | None) -> str | None:
+        from workloads.supernet import SUPERNETS
+
+        if name is not None and name not in SUPERNETS:
+            raise ValueError(f"unknown supernet {name!r}; known: {', '.join(SUPERNETS)}")
+        return name
+
     @model_validator(mode="after")
     def _task_or_name(self) -> ModelStream:
+        if self.supernet is not None:
+            from workloads.supernet import supernet_widths
+
+            if self.task is not None:
+                raise ValueError("give either task or supernet, not both")
+            widths = supernet_widths(self.supernet)
+            if self.width is not None and self.width not in widths:
+                raise ValueError(
+                    f"width {self.width} is not a width of supernet {self.supernet}; "
+                    f"widths: {', '.join(map(str, widths))}"
+                )
+            return self
+        if self.width is not None:
+            raise ValueError("width applies to a supernet model only")
         if self.task is None:
             if self.name not in TASKS:
                 raise ValueError(
@@ -91,6 +124,17 @@ def _vr_gaming() -> list[ModelStream]:
     ]
 
 
+class Phase(StrictModel):
+    """At ``at_s``, models join (``add``) or leave (``remove``) the running set.
+
+    A removed model's frames stop, and so do those of the models depending on it.
+    """
+
+    at_s: PositiveFloat
+    add: list[ModelStream] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+
 class XRSpec(StrictModel):
     """A real-time multi-model scenario on a multi-accelerator system (XRBench semantics)."""
 
@@ -105,52 +149,120 @@ class XRSpec(StrictModel):
     scheduler: SchedulerRef = Field(default_factory=lambda: SchedulerRef(name="edf"))
     granularity: Literal["model", "layer_block"] = "model"
     blocks_per_model: PositiveInt = Field(4, description="layer blocks per model at layer_block granularity")
-    service_time: ServiceTimeConfig = Field(default_factory=ServiceTimeConfig)
+    service_time: VariationConfig = Field(default_factory=VariationConfig)
     models: list[ModelStream] = Field(default_factory=_vr_gaming, min_length=1)
+    phases: list[Phase] = Field(default_factory=list)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
+    def streams(self) -> list[ModelStream]:
+        """Every model of the run: the initial ones, then those the phases add, in order."""
+        return [*self.models, *(m for phase in self.phases for m in phase.add)]
+
+    def _where(self, name: str) -> str:
+        """Field path of a model, for error messages."""
+        for i, m in enumerate(self.models):
+            if m.name == name:
+                return f"models.{i}"
+        for k, phase in enumerate(self.phases):
+            for i, m in enumerate(phase.add):
+                if m.name == name:
+                    return f"phases.{k}.add.{i}"
+        return "models"
+
     @model_validator(mode="after")
     def _dependencies(self) -> XRSpec:
-        names = [m.name for m in self.models]
+        streams = self.streams()
+        names = [m.name for m in streams]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
-        graph = self.graph()
-        for i, m in enumerate(self.models):
+            raise ValueError(f"models: model names must be unique; repeated: {', '.join(dupes)}")
+        for m in streams:
             for up in m.depends_on:
                 if up not in names:
                     raise ValueError(
-                        f"models.{i}.depends_on: unknown model {up!r}; known: {', '.join(names)}"
+                        f"{self._where(m.name)}.depends_on: unknown model {up!r}; known: {', '.join(names)}"
                     )
                 if up == m.name:
-                    raise ValueError(f"models.{i}.depends_on: {m.name!r} depends on itself")
+                    raise ValueError(f"{self._where(m.name)}.depends_on: {m.name!r} depends on itself")
+        graph = self.graph()
         if not nx.is_directed_acyclic_graph(graph):
             cycle = " -> ".join(u for u, _ in nx.find_cycle(graph))
             raise ValueError(f"models: dependency cycle {cycle} -> {cycle.split(' -> ')[0]}")
-        for i, m in enumerate(self.models):
+        for m in streams:
             roots = self.roots_of(m.name)
+            where = self._where(m.name)
             if len(roots) > 1:
                 raise ValueError(
-                    f"models.{i}.depends_on: {m.name!r} descends from several sources "
+                    f"{where}.depends_on: {m.name!r} descends from several sources "
                     f"({', '.join(roots)}); a dependency group must have one root"
                 )
             if m.depends_on:
                 root_fps = self.stream(roots[0]).fps
                 if m.fps is not None and not math.isclose(m.fps, root_fps):
                     raise ValueError(
-                        f"models.{i}.fps: {m.fps} differs from its root {roots[0]!r} ({root_fps}); "
+                        f"{where}.fps: {m.fps} differs from its root {roots[0]!r} ({root_fps}); "
                         "a dependent model runs once per upstream frame"
                     )
             elif m.fps is None:
-                raise ValueError(f"models.{i}.fps: a model without depends_on needs fps > 0")
+                raise ValueError(f"{where}.fps: a model without depends_on needs fps > 0")
+        self._check_phases()
+        self._check_scheduler()
         return self
+
+    def _check_phases(self) -> None:
+        running = {m.name for m in self.models}
+        last = 0.0
+        for k, phase in enumerate(self.phases):
+            if phase.at_s <= last or phase.at_s >= self.duration_s:
+                raise ValueError(
+                    f"phases.{k}.at_s: {phase.at_s} must be after the previous phase ({last}) "
+                    f"and before duration_s ({self.duration_s})"
+                )
+            last = phase.at_s
+            for name in phase.remove:
+                if name not in running:
+                    raise ValueError(
+                        f"phases.{k}.remove: {name!r} is not running at {phase.at_s} s "
+                        f"(running: {', '.join(sorted(running)) or 'none'})"
+                    )
+                running.discard(name)
+            for m in phase.add:
+                missing = [up for up in m.depends_on if up not in running]
+                if missing:
+                    where = self._where(m.name)
+                    names = ", ".join(missing)
+                    raise ValueError(f"{where}.depends_on: {names} not running at {phase.at_s} s")
+                running.add(m.name)
+
+    def _check_scheduler(self) -> None:
+        """Let the scheduler check its params against this scenario (e.g. a placement table)."""
+        check = getattr(registry.get("scheduling", self.scheduler.name), "check", None)
+        if check is None:
+            return
+        policy = registry.get("scheduling", self.scheduler.name)
+        params = policy.Params.model_validate(self.scheduler.params)
+        accelerators = [a.name for a in self.hardware.build().accelerators]
+        problems = check(params, accelerators, [m.name for m in self.streams()])
+        if problems:
+            raise ValueError("; ".join(f"{SUBFIELD_MARK}scheduler.params.{p}" for p in problems))
+
+    def window_s(self, name: str) -> tuple[float, float]:
+        """When a model runs: from its start (0 or its phase) until it or its root is removed."""
+        start, stop = 0.0, math.inf
+        for phase in self.phases:
+            if any(m.name == name for m in phase.add):
+                start = phase.at_s
+            if name in phase.remove and phase.at_s >= start:
+                stop = min(stop, phase.at_s)
+        return start, stop
 
     def graph(self) -> nx.DiGraph:
         """Dependency DAG: an edge ``up -> down`` with attribute ``p`` (trigger probability)."""
         graph = nx.DiGraph()
-        graph.add_nodes_from(m.name for m in self.models)
-        for m in self.models:
+        streams = self.streams()
+        graph.add_nodes_from(m.name for m in streams)
+        for m in streams:
             for up in m.depends_on:
                 graph.add_edge(up, m.name, p=m.trigger_p)
         return graph
@@ -160,7 +272,7 @@ class XRSpec(StrictModel):
         return sorted(n for n in nx.ancestors(graph, name) | {name} if graph.in_degree(n) == 0)
 
     def stream(self, name: str) -> ModelStream:
-        return next(m for m in self.models if m.name == name)
+        return next(m for m in self.streams() if m.name == name)
 
     def period_s(self, name: str) -> float:
         """Frame period of a model (its root's), in whole ms if ``integer_ms_period``."""

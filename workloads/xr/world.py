@@ -3,12 +3,15 @@
 XRBench timing semantics: a frame's deadline is the next frame's (nominal) arrival; a
 job still queued at its deadline is dropped, and so are the jobs of the same frame
 that depend on it; a dependent model becomes ready when its upstream jobs of the same
-frame are done. Costs come from the cost model once, before the clock starts.
+frame are done. Models may join and leave in phases, and a supernet model is served
+at the width its scheduler picks per frame. Costs come from the cost model once,
+before the clock starts.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import networkx as nx
@@ -31,7 +34,20 @@ from sim.recorder import Table
 from workloads.streams import arrivals
 from workloads.xr.metrics import xr_results
 from workloads.xr.models import task_layers
-from workloads.xr.spec import XRSpec
+from workloads.xr.spec import ModelStream, XRSpec
+
+FRAME_COLUMNS = {
+    "model": "i2",
+    "frame": "i8",
+    "arrival_s": "f8",
+    "deadline_s": "f8",
+    "start_s": "f8",
+    "finish_s": "f8",
+    "status": "b",
+    "energy_j": "f8",
+    "accel": "i2",
+    "accuracy": "f8",
+}
 
 
 def block_bounds(macs: np.ndarray, n_blocks: int) -> list[int]:
@@ -40,39 +56,57 @@ def block_bounds(macs: np.ndarray, n_blocks: int) -> list[int]:
     cum = np.cumsum(macs, dtype=float)
     total = cum[-1] if cum[-1] > 0 else 1.0
     cuts = [int(np.searchsorted(cum, total * k / n_blocks, side="left")) + 1 for k in range(1, n_blocks)]
-    bounds = sorted({0, len(macs), *(min(max(c, 1), len(macs) - 1) for c in cuts)})
-    return bounds
+    return sorted({0, len(macs), *(min(max(c, 1), len(macs) - 1) for c in cuts)})
 
 
-def model_costs(spec: XRSpec, system: Any) -> list[ModelCost]:
-    """Per-block latency and energy of every model on every accelerator."""
-    profile = ProfileTable.from_csv(spec.hardware.profile_csv) if spec.hardware.profile_csv else None
+def variant_costs(
+    spec: XRSpec, system: Any, index: int, stream: ModelStream, profile: Any
+) -> list[ModelCost]:
+    """Per-block latency and energy of one model on every accelerator, one entry per variant.
+
+    A task model has one variant; a supernet has one per width (ascending), each
+    costed from its own sub-network. Cost scales linearly with ``samples_per_frame``.
+    """
+    if stream.supernet is not None:
+        from workloads.supernet import load_supernet
+
+        net = load_supernet(stream.supernet)
+        variants = [(f"{stream.supernet}@{v.width}", v.layers, v.accuracy) for v in net.variants]
+    else:
+        variants = [(stream.task, task_layers(stream.task), math.nan)]
+    n_blocks = spec.blocks_per_model if spec.granularity == "layer_block" else 1
     costs = []
-    for index, stream in enumerate(spec.models):
-        layers = task_layers(stream.task)
-        latency, energy = cost_table(stream.task, layers, system, profile)
-        n_blocks = spec.blocks_per_model if spec.granularity == "layer_block" else 1
-        bounds = block_bounds(np.array([layer.macs for layer in layers]), n_blocks)
-        block_lat = np.add.reduceat(latency, bounds[:-1], axis=1)
-        block_en = np.add.reduceat(energy, bounds[:-1], axis=1)
-        costs.append(ModelCost(stream.name, index, block_lat, block_en, stream.priority))
+    for k, (model_name, layers, accuracy) in enumerate(variants):
+        latency, energy = cost_table(model_name, layers, system, profile)
+        bounds = block_bounds(np.array([layer.macs for layer in layers]), n_blocks)[:-1]
+        samples = stream.samples_per_frame
+        costs.append(
+            ModelCost(
+                stream.name,
+                index,
+                np.add.reduceat(latency, bounds, axis=1) * samples,
+                np.add.reduceat(energy, bounds, axis=1) * samples,
+                priority=stream.priority,
+                period_s=spec.period_s(stream.name),
+                variant=k,
+                accuracy=accuracy,
+            )
+        )
     return costs
 
 
-class _Root:
-    """A model with its own frame stream, and the dependency group hanging from it."""
+class _Stream:
+    """Everything the event loop needs about one model, looked up once."""
 
-    __slots__ = ("cost", "budget_s", "times", "scales", "next_frame", "group")
+    __slots__ = ("variants", "default", "budget_s", "start_s", "stop_s", "scales", "works")
 
-    def __init__(self, cost, budget_s, times, scales, group):
-        self.cost = cost
+    def __init__(self, variants, default, budget_s, window, scales, works):
+        self.variants = variants
+        self.default = default
         self.budget_s = budget_s
-        self.times = times
-        self.scales = scales
-        self.next_frame = 0
-        # per descendant, in topological order: (cost, parent positions in the group
-        # list, where -1 is the root, trigger draws per parent or None when p == 1)
-        self.group = group
+        self.start_s, self.stop_s = window
+        self.scales = scales  # service-time factors, one per frame
+        self.works = works  # input-work factors, one per frame
 
 
 class XRWorld:
@@ -83,128 +117,119 @@ class XRWorld:
         self.kernel = kernel
         self.env = kernel.env
         self.system = spec.hardware.build()
-        self.costs = model_costs(spec, self.system)
-        names = [m.name for m in spec.models]
-        self.frames = Table(
-            {
-                "model": "i2",
-                "frame": "i8",
-                "arrival_s": "f8",
-                "deadline_s": "f8",
-                "start_s": "f8",
-                "finish_s": "f8",
-                "status": "b",
-                "energy_j": "f8",
-                "accel": "i2",
-            },
-            categories={"model": names, "status": STATUS_NAMES},
-        )
-        self._row = tuple(
-            self.frames.appender(c)
-            for c in (
-                "model",
-                "frame",
-                "arrival_s",
-                "deadline_s",
-                "start_s",
-                "finish_s",
-                "status",
-                "energy_j",
-                "accel",
-            )
-        )
+        streams = spec.streams()
+        profile = ProfileTable.from_csv(spec.hardware.profile_csv) if spec.hardware.profile_csv else None
+        self.variants = [variant_costs(spec, self.system, i, s, profile) for i, s in enumerate(streams)]
+        self.costs = [v[self._default_variant(s, v)] for s, v in zip(streams, self.variants)]
+        names = [m.name for m in streams]
+        self.frames = Table(FRAME_COLUMNS, categories={"model": names, "status": STATUS_NAMES})
+        self._row = tuple(self.frames.appender(c) for c in FRAME_COLUMNS)
+        scheduler = spec.scheduler.build()
+        self._choose = getattr(scheduler, "choose_variant", None)
         self.pool = AcceleratorPool(
             self.env,
             self.system.accelerators,
-            spec.scheduler.build(),
+            scheduler,
             block_granularity=spec.granularity == "layer_block",
             on_complete=self._complete,
             on_drop=self._drop,
             model_names=names,
+            models=[c for v in self.variants for c in v],
         )
         self.frames_in = [0] * len(names)
-        self._roots = [self._root(stream.name) for stream in spec.models if not stream.depends_on]
-        self.wall_decisions = 0
+        self._streams = {s.name: self._stream(i, s) for i, s in enumerate(streams)}
 
-    def _root(self, name: str) -> _Root:
-        spec, kernel = self.spec, self.kernel
-        index = {m.name: i for i, m in enumerate(spec.models)}
-        stream = spec.stream(name)
-        graph = spec.graph()
-        order = [n for n in nx.topological_sort(graph) if n in nx.descendants(graph, name)]
-        pos = {name: -1, **{n: k for k, n in enumerate(order)}}
-        group = []
-        for n in order:
-            parents = sorted(graph.predecessors(n), key=index.get)
-            draws = [
-                None
-                if graph.edges[p, n]["p"] >= 1.0
-                else _bernoulli(kernel.rng(f"trigger/{p}->{n}"), graph.edges[p, n]["p"])
-                for p in parents
-            ]
-            group.append(
-                (
-                    self.costs[index[n]],
-                    [pos[p] for p in parents],
-                    draws,
-                    self._budget(n),
-                    spec.service_time.factors(kernel.rng(f"service/{n}")),
-                )
-            )
-        period = spec.period_s(name)
-        times = arrivals(
-            stream.arrival, period, kernel.rng(f"arrivals/{name}"), f"models.{index[name]}.arrival"
+    @staticmethod
+    def _default_variant(stream: ModelStream, variants: list[ModelCost]) -> int:
+        if stream.supernet is None or stream.width is None:
+            return len(variants) - 1  # a task's only variant, or a supernet's widest
+        from workloads.supernet import load_supernet
+
+        return load_supernet(stream.supernet).widths.index(stream.width)
+
+    def _stream(self, index: int, stream: ModelStream) -> _Stream:
+        spec, rng = self.spec, self.kernel.rng
+        deadline = stream.deadline
+        budget = (
+            math.inf
+            if deadline == "none"
+            else spec.period_s(stream.name)
+            if deadline == "next_frame"
+            else float(deadline)
         )
-        scales = spec.service_time.factors(kernel.rng(f"service/{name}"))
-        return _Root(self.costs[index[name]], self._budget(name), times, scales, group)
-
-    def _budget(self, name: str) -> float:
-        deadline = self.spec.stream(name).deadline
-        if deadline == "none":
-            return math.inf
-        return self.spec.period_s(name) if deadline == "next_frame" else float(deadline)
+        return _Stream(
+            self.variants[index],
+            self._default_variant(stream, self.variants[index]),
+            budget,
+            spec.window_s(stream.name),
+            spec.service_time.factors(rng(f"service/{stream.name}")),
+            stream.work.factors(rng(f"work/{stream.name}")),
+        )
 
     # -- frames entering ---------------------------------------------------------------
-    def _source(self, root: _Root):
-        env = self.env
-        end = self.spec.duration_s
-        timeout = env.timeout
-        arrive = self._arrive
-        for t, nominal in root.times:
+    def _new_job(self, stream: _Stream, frame: int, t: float, nominal: float) -> Job:
+        variants = stream.variants
+        pick = stream.default
+        if self._choose is not None and len(variants) > 1:
+            pick = self._choose(variants, self.env.now)
+        cost = variants[pick]
+        self.frames_in[cost.index] += 1
+        return Job(cost, frame, t, nominal + stream.budget_s, next(stream.scales), next(stream.works))
+
+    def _source(self, name: str) -> Iterator[Any]:
+        """Frames of a root model, with the dependents they trigger."""
+        spec, kernel, env = self.spec, self.kernel, self.env
+        index = {m.name: i for i, m in enumerate(spec.streams())}
+        root = self._streams[name]
+        graph = spec.graph()
+        members = [n for n in nx.topological_sort(graph) if n in nx.descendants(graph, name)]
+        pos = {name: -1, **{n: k for k, n in enumerate(members)}}
+        group = []  # per descendant: stream, parent positions (-1: root), trigger draws or None
+        for n in members:
+            parents = sorted(graph.predecessors(n), key=index.get)
+            draws = []
+            for p in parents:
+                prob = graph.edges[p, n]["p"]
+                draws.append(None if prob >= 1.0 else _bernoulli(kernel.rng(f"trigger/{p}->{n}"), prob))
+            group.append((self._streams[n], [pos[p] for p in parents], draws))
+        end = min(spec.duration_s, root.stop_s)
+        times = arrivals(
+            spec.stream(name).arrival,
+            spec.period_s(name),
+            kernel.rng(f"arrivals/{name}"),
+            f"{spec._where(name)}.arrival",
+            start_s=root.start_s,
+        )
+        submit = self.pool.submit
+        for frame, (t, nominal) in enumerate(times):
             if t >= end:
                 return
-            yield timeout(t - env.now)
-            arrive(root, t, nominal)
+            yield env.timeout(t - env.now)
+            job = self._new_job(root, frame, t, nominal)
+            if group:
+                self._spawn_dependents(group, job, frame, t, nominal)
+            submit(job)
 
-    def _arrive(self, root: _Root, t: float, nominal: float) -> None:
-        frame = root.next_frame
-        root.next_frame = frame + 1
-        job = Job(root.cost, frame, t, nominal + root.budget_s, next(root.scales))
-        self.frames_in[root.cost.index] += 1
-        if root.group:
-            self._spawn_dependents(root, job, frame, t, nominal)
-        self.pool.submit(job)
-
-    def _spawn_dependents(self, root: _Root, job: Job, frame: int, t: float, nominal: float) -> None:
-        members: list[Job | None] = []
-        for cost, parents, draws, budget_s, scales in root.group:
-            ups = [job if p < 0 else members[p] for p in parents]
+    def _spawn_dependents(self, group: list, job: Job, frame: int, t: float, nominal: float) -> None:
+        spawned: list[Job | None] = []
+        for stream, parents, draws in group:
+            ups = [job if p < 0 else spawned[p] for p in parents]
             fired = [d is None or next(d) for d in draws]  # draw every edge: streams stay aligned
-            if all(u is not None for u in ups) and all(fired):
-                child = Job(cost, frame, t, nominal + budget_s, next(scales))
+            active = stream.start_s <= t < stream.stop_s
+            if active and all(u is not None for u in ups) and all(fired):
+                child = self._new_job(stream, frame, t, nominal)
                 child.waiting = len(ups)
                 for up in ups:
                     if up.children is None:
                         up.children = []
                     up.children.append(child)
-                self.frames_in[cost.index] += 1
-                members.append(child)
+                spawned.append(child)
             else:
-                members.append(None)
+                spawned.append(None)
 
     # -- frames leaving ----------------------------------------------------------------
     def _record(self, job: Job, finish_s: float, status: int) -> None:
-        model, frame, arrival, deadline, start, finish, stat, energy, accel = self._row
+        model, frame, arrival, deadline, start, finish, stat, energy, accel, accuracy = self._row
         model(job.model.index)
         frame(job.frame)
         arrival(job.arrival_s)
@@ -214,6 +239,7 @@ class XRWorld:
         stat(status)
         energy(job.energy_j)
         accel(job.accel)
+        accuracy(job.model.accuracy)
 
     def _complete(self, job: Job, now: float) -> None:
         self._record(job, now, COMPLETED)
@@ -235,8 +261,9 @@ class XRWorld:
 
     # -- running -----------------------------------------------------------------------
     def run(self) -> None:
-        for root in self._roots:
-            self.env.process(self._source(root))
+        for stream in self.spec.streams():
+            if not stream.depends_on:
+                self.env.process(self._source(stream.name))
         end = self.spec.duration_s
         self.env.run(until=end)
         pending = self.pool.finish(end)
@@ -254,7 +281,7 @@ class XRWorld:
         return xr_results(self)
 
 
-def _bernoulli(rng: np.random.Generator, p: float):
-    """Yield Bernoulli(p) draws, in chunks."""
+def _bernoulli(rng: np.random.Generator, p: float) -> Iterator[bool]:
+    """Bernoulli(p) draws, in chunks."""
     while True:
         yield from (rng.random(4096) < p).tolist()

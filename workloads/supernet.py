@@ -1,0 +1,359 @@
+"""A slimmable supernet trained in-repo: the ``xr`` scenario's accuracy-for-schedulability trade.
+
+:class:`SlimmableCNN` follows Yu et al., "Slimmable Neural Networks" (ICLR 2019): every
+convolution keeps one weight tensor, and at width ``w`` a layer uses its first
+``round(w * C)`` output channels (and the previous layer's active channels as input).
+Batch normalisation is switchable, one ``BatchNorm2d`` per width, because the statistics
+of a 4-channel and a 16-channel slice of the same layer differ and shared BN would
+leave the narrow networks badly calibrated (the paper's finding).
+
+It is trained on scikit-learn's bundled digits (8x8, upsampled bilinearly to 32x32 so
+the convolutions have real spatial extent) with the sandwich rule and in-place
+distillation (Yu & Huang, "Universally Slimmable Networks", ICCV 2019): each step trains
+the largest width on the labels, and the smallest plus one random middle width on the
+largest width's soft predictions. The 1,797 digits are split 60/20/20 into train,
+validation (picks the epoch) and test (reports accuracy) by a permutation seeded from
+``SEED``.
+
+Weights are trained once and cached on disk next to the XR models' traced layers; a
+:class:`Supernet` then holds, per width, the test accuracy, the per-sample layers of the
+static sub-network (for the cost model) and its prediction for every test sample, so a
+simulation replays real correctness by sample index instead of running the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import hashlib
+import json
+import math
+import os
+import pickle
+import sys
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from torch import nn
+
+from devices.cost import Layer, extract_layers
+from sim.errors import ConfigError
+from sim.kernel import seed_sequence, torch_generator
+from workloads.xr.models import cache_dir
+
+WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+SEED = 0
+# Everything that shapes the trained weights; part of the cache key.
+RECIPE: dict[str, object] = {
+    "channels": [16, 32, 64],  # per stage at width 1.0; two 3x3 convs per stage
+    "image_px": 32,
+    "split": [0.6, 0.2, 0.2],  # train, validation, test
+    "epochs": 12,
+    "batch": 64,
+    "lr": 0.1,  # SGD with Nesterov momentum, cosine decay to 0 over all steps
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "threads": 2,  # pinned so that weights and predictions do not depend on the caller's setting
+}
+SUPERNETS: tuple[str, ...] = ("digits_slimmable",)
+
+
+def channels(full: int, width: float) -> int:
+    """Active channels of a layer of ``full`` channels at ``width``: the first ``round(width * full)``."""
+    return max(1, round(width * full))
+
+
+class SlimmableConv2d(nn.Conv2d):
+    """A 3x3 convolution (no bias) that runs on the first channels of its weights."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor, out_channels: int) -> torch.Tensor:
+        return F.conv2d(x, self.weight[:out_channels, : x.shape[1]], None, self.stride, self.padding)
+
+
+class SlimmableCNN(nn.Module):
+    """Three stages of two conv-BN-ReLU blocks (max-pool between stages), global average
+    pool, linear classifier; the image channel in and the class logits out are never slimmed."""
+
+    def __init__(self, stage_channels: tuple[int, ...], widths: tuple[float, ...], classes: int = 10):
+        super().__init__()
+        self.widths = widths
+        full = [c for c in stage_channels for _ in range(2)]
+        self.convs = nn.ModuleList(
+            SlimmableConv2d(cin, cout) for cin, cout in zip([1, *full[:-1]], full, strict=True)
+        )
+        self.bns = nn.ModuleList(nn.ModuleList(nn.BatchNorm2d(channels(c, w)) for w in widths) for c in full)
+        self.fc = nn.Linear(full[-1], classes)
+
+    def forward(self, x: torch.Tensor, width: float) -> torch.Tensor:
+        i = self.widths.index(width)
+        for j, (conv, bns) in enumerate(zip(self.convs, self.bns, strict=True)):
+            x = F.relu(bns[i](conv(x, bns[i].num_features)))
+            if j % 2 and j < len(self.convs) - 1:
+                x = F.max_pool2d(x, 2)
+        x = x.mean((2, 3))
+        return F.linear(x, self.fc.weight[:, : x.shape[1]], self.fc.bias)
+
+    def static(self, width: float) -> nn.Sequential:
+        """The sub-network at ``width`` as plain modules with copies of its weight slices.
+
+        Computes what ``forward(x, width)`` computes (in eval mode); it exists so that
+        :func:`extract_layers` counts the width's real MACs and bytes.
+        """
+        i = self.widths.index(width)
+        mods: dict[str, nn.Module] = {}
+        cin = 1
+        for j, (conv, bns) in enumerate(zip(self.convs, self.bns, strict=True), 1):
+            cout = bns[i].num_features
+            plain = nn.Conv2d(cin, cout, 3, padding=1, bias=False, device="meta")
+            plain.weight = nn.Parameter(conv.weight[:cout, :cin].detach().clone())
+            mods |= {f"conv{j}": plain, f"bn{j}": copy.deepcopy(bns[i]), f"relu{j}": nn.ReLU()}
+            if j % 2 == 0 and j < len(self.convs):
+                mods[f"pool{j // 2}"] = nn.MaxPool2d(2)
+            cin = cout
+        fc = nn.Linear(cin, self.fc.out_features, device="meta")
+        fc.weight = nn.Parameter(self.fc.weight[:, :cin].detach().clone())
+        fc.bias = nn.Parameter(self.fc.bias.detach().clone())
+        mods |= {"avgpool": nn.AdaptiveAvgPool2d(1), "flatten": nn.Flatten(), "fc": fc}
+        return nn.Sequential(OrderedDict(mods)).eval()
+
+
+def build_model(seed: int = SEED, device: str | torch.device = "cpu") -> SlimmableCNN:
+    """A freshly initialised supernet: He-normal convs, default BN, small uniform classifier,
+    all drawn from ``seed``'s generator (never global RNG); on ``meta``, shapes only."""
+    with torch.device("meta"):
+        model = SlimmableCNN(tuple(RECIPE["channels"]), WIDTHS)
+    if torch.device(device).type == "meta":
+        return model
+    model.to_empty(device=device)
+    gen = torch_generator(seed, "supernet/digits_slimmable/init")
+    with torch.no_grad():
+        for conv in model.convs:
+            conv.weight.normal_(0.0, math.sqrt(2.0 / conv.weight[0].numel()), generator=gen)
+        bound = 1 / math.sqrt(model.fc.in_features)
+        model.fc.weight.uniform_(-bound, bound, generator=gen)
+        model.fc.bias.zero_()
+        for bns in model.bns:
+            for bn in bns:
+                bn.reset_parameters()
+    return model
+
+
+@dataclass(frozen=True)
+class DigitsSplit:
+    """The digits as 32x32 images scaled to [-1, 1], and the seeded train/validation/test indices."""
+
+    images: torch.Tensor  # [1797, 1, 32, 32] float32
+    labels: torch.Tensor  # [1797] int64
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+
+@functools.cache
+def digits(seed: int = SEED) -> DigitsSplit:
+    """scikit-learn's digits, upsampled, split by a permutation drawn from ``seed``."""
+    data = load_digits()
+    raw = torch.from_numpy(data.images.astype(np.float32) / 16.0).unsqueeze(1)
+    px = RECIPE["image_px"]
+    images = F.interpolate(raw, size=(px, px), mode="bilinear", align_corners=False) * 2 - 1
+    n = len(raw)
+    rng = np.random.Generator(np.random.PCG64(seed_sequence(seed, "supernet/digits_slimmable/split")))
+    order = rng.permutation(n)
+    n_train, n_val = round(RECIPE["split"][0] * n), round(RECIPE["split"][1] * n)
+    return DigitsSplit(
+        images=images,
+        labels=torch.from_numpy(data.target.astype(np.int64)),
+        train=np.sort(order[:n_train]),
+        validation=np.sort(order[n_train : n_train + n_val]),
+        test=np.sort(order[n_train + n_val :]),
+    )
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Run torch on ``n`` threads inside the block, then restore the caller's setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _predict(model: SlimmableCNN, images: torch.Tensor, width: float, batch: int = 128) -> torch.Tensor:
+    """Predicted labels at ``width``, in eval mode and in batches."""
+    model.eval()
+    with torch.no_grad():
+        return torch.cat(
+            [model(images[i : i + batch], width).argmax(1) for i in range(0, len(images), batch)]
+        )
+
+
+def _train(seed: int) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """Sandwich-rule training; returns the weights of the best epoch (mean validation
+    accuracy over widths) and a log (seconds, best epoch, validation accuracy per width)."""
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    data = digits(seed)
+    model = build_model(seed)
+    x_train, y_train = data.images[data.train], data.labels[data.train]
+    x_val, y_val = data.images[data.validation], data.labels[data.validation]
+    batch, epochs = RECIPE["batch"], RECIPE["epochs"]
+    steps = epochs * math.ceil(len(x_train) / batch)
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=RECIPE["lr"],
+        momentum=RECIPE["momentum"],
+        weight_decay=RECIPE["weight_decay"],
+        nesterov=True,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
+    shuffle = torch_generator(seed, "supernet/digits_slimmable/shuffle")
+    middle = np.random.Generator(np.random.PCG64(seed_sequence(seed, "supernet/digits_slimmable/sandwich")))
+    largest, smallest, middles = WIDTHS[-1], WIDTHS[0], WIDTHS[1:-1]
+    best: tuple[float, int, dict[str, torch.Tensor], list[float]] = (-1.0, -1, {}, [])
+    for epoch in tqdm(range(epochs), desc="training supernet", leave=False, disable=not sys.stderr.isatty()):
+        model.train()
+        for idx in torch.randperm(len(x_train), generator=shuffle).split(batch):
+            x, y = x_train[idx], y_train[idx]
+            opt.zero_grad()
+            logits = model(x, largest)
+            loss = F.cross_entropy(logits, y)
+            soft = logits.detach().softmax(1)
+            for width in (smallest, middles[middle.integers(len(middles))]):
+                loss = loss + F.cross_entropy(model(x, width), soft)
+            loss.backward()
+            opt.step()
+            sched.step()
+        val = [float((_predict(model, x_val, w) == y_val).float().mean()) for w in WIDTHS]
+        if np.mean(val) > best[0]:
+            best = (float(np.mean(val)), epoch, copy.deepcopy(model.state_dict()), val)
+    log = {"train_s": time.perf_counter() - start, "best_epoch": best[1], "validation_accuracy": best[3]}
+    return best[2], log
+
+
+def _cache_key(seed: int) -> str:
+    """Changes with this file, the digits, the widths, seed and recipe, and torch."""
+    data = load_digits()
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(data.data.tobytes() + data.target.tobytes())
+    h.update(json.dumps({"widths": WIDTHS, "seed": seed, **RECIPE}, sort_keys=True).encode())
+    h.update(torch.__version__.encode())
+    return h.hexdigest()[:16]
+
+
+def cache_path(name: str = "digits_slimmable") -> Path:
+    """The file that holds supernet ``name``'s weights and test predictions."""
+    _check_name(name)
+    return cache_dir() / f"supernet-{name}-{_cache_key(SEED)}.pt"
+
+
+@functools.cache
+def _trained(name: str) -> dict[str, object]:
+    """Weights, test predictions (one row per width) and training log: read from
+    :func:`cache_path`, else trained and predicted now and written there. The file is
+    written under a temporary name and renamed, so a concurrent reader sees all or nothing."""
+    path = cache_path(name)
+    try:
+        return torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
+        pass  # not cached yet, or unreadable: train
+    data = digits(SEED)
+    with _threads(RECIPE["threads"]):
+        weights, log = _train(SEED)
+        model = build_model(SEED)
+        model.load_state_dict(weights)
+        predictions = torch.stack([_predict(model, data.images[data.test], w) for w in WIDTHS])
+    saved = {"weights": weights, "test_predictions": predictions, "log": log}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
+            torch.save(saved, f)
+        os.replace(f.name, path)
+    except OSError:
+        pass  # a read-only cache only costs a retraining next time
+    return saved
+
+
+def trained_model(name: str = "digits_slimmable") -> SlimmableCNN:
+    """The trained supernet ``name`` in eval mode (trained on first use, then cached)."""
+    model = build_model(SEED)
+    model.load_state_dict(_trained(name)["weights"])
+    return model.eval()
+
+
+def _check_name(name: str) -> None:
+    if name not in SUPERNETS:
+        raise ConfigError(f"supernet: unknown supernet {name!r}; known supernets: {', '.join(SUPERNETS)}")
+
+
+@dataclass(frozen=True)
+class SupernetVariant:
+    """One width of a supernet: its test accuracy and the per-sample layers of its sub-network."""
+
+    width: float
+    accuracy: float
+    layers: tuple[Layer, ...]
+
+
+@dataclass(frozen=True)
+class Supernet:
+    """A trained supernet's widths (ascending), their variants, and an inference cache:
+    ``test_predictions[i, j]`` is width ``i``'s predicted label for test sample ``j``,
+    whose true label is ``test_labels[j]``."""
+
+    name: str
+    widths: tuple[float, ...]
+    variants: tuple[SupernetVariant, ...]
+    test_labels: np.ndarray
+    test_predictions: np.ndarray
+
+
+def load_supernet(name: str = "digits_slimmable") -> Supernet:
+    """The supernet ``name``, trained or read from the disk cache once per process."""
+    return _supernet(name)  # one in-process cache entry whether or not ``name`` is passed
+
+
+@functools.cache
+def _supernet(name: str) -> Supernet:
+    predictions = _trained(name)["test_predictions"].numpy()
+    data = digits(SEED)
+    labels = data.labels[data.test].numpy()
+    shapes = build_model(SEED, device="meta")
+    px = RECIPE["image_px"]
+    variants = tuple(
+        SupernetVariant(
+            width=w,
+            accuracy=float((predictions[i] == labels).mean()),
+            layers=extract_layers(shapes.static(w), torch.zeros(1, 1, px, px, device="meta")),
+        )
+        for i, w in enumerate(WIDTHS)
+    )
+    return Supernet(name, WIDTHS, variants, labels, predictions)
+
+
+def width_index(net: Supernet, width: float) -> int:
+    """The index of ``width`` in ``net.widths`` (and ``net.variants``)."""
+    if width not in net.widths:
+        allowed = ", ".join(str(w) for w in net.widths)
+        raise ConfigError(f"width {width} is not a width of supernet {net.name}; widths: {allowed}")
+    return net.widths.index(width)
+
+
+def supernet_widths(name: str) -> tuple[float, ...]:
+    """The widths of supernet ``name``, without training or loading it."""
+    _check_name(name)
+    return WIDTHS
