@@ -93,8 +93,8 @@ def versus(
     table: pd.DataFrame, policy: str, highlight: Any, scenario: list[str], metric: str
 ) -> pd.DataFrame:
     """``highlight`` against every other policy: geometric mean over scenario cells of the
-    ratio of ``metric``, as a % reduction, with its 95% CI over seeds and the share of
-    cells where ``highlight`` is lower."""
+    ratio of ``metric``, as a % reduction, with its 95% CI over seeds and the shares of
+    cells (scenario x seed) where ``highlight`` is lower, the same, or higher."""
     cells = table.groupby([*scenario, "seed", policy], dropna=False)[metric].mean().unstack(policy)
     rows = []
     for other in cells.columns:
@@ -110,7 +110,8 @@ def versus(
                 f"{metric} reduction % (geomean)": round(100 * (1 - math.exp(log_ratio.mean())), 2),
                 "ci95 over seeds (points)": round(ci95(per_seed), 2),
                 "seeds": int(per_seed.size),
-                f"cells where {highlight} is lower": f"{(log_ratio < 0).mean():.0%}",
+                "cells lower / tied / higher": f"{(log_ratio < -1e-12).mean():.0%} / "
+            f"{(log_ratio.abs() <= 1e-12).mean():.0%} / {(log_ratio > 1e-12).mean():.0%}",
             }
         )
     return pd.DataFrame(rows)
@@ -161,7 +162,8 @@ def _metric_figures(
             ax.set_title(metric, fontsize=9)
             ax.set_xlabel(factor, fontsize=8)
         if series:
-            axes[0].legend(fontsize=7, title=series, title_fontsize=7)
+            handles, labels = axes[0].get_legend_handles_labels()
+            fig.legend(handles, labels, loc="outside right upper", fontsize=7, title=series, title_fontsize=7)
         fig.suptitle(f"metrics by {factor} (mean, 95% CI over seeds)", fontsize=10)
         figures[f"by_{factor.replace('.', '_')}"] = fig
     return figures
