@@ -1,5 +1,7 @@
 """Comparison report of a sweep: metrics by factor with confidence intervals over seeds,
-policies ranked per scenario, improvement against a baseline, links to every run.
+policies ranked per scenario, improvement against a baseline, links to every run, and
+whatever the scenario kind adds (its ``sweep_figures`` / ``sweep_tables`` hooks, given
+the done runs and the factor names).
 
 Confidence intervals are 95% Student-t intervals over seeds (each seed's value first
 averaged over the factors not shown). "Scenario" means one combination of the
@@ -111,7 +113,7 @@ def versus(
                 "ci95 over seeds (points)": round(ci95(per_seed), 2),
                 "seeds": int(per_seed.size),
                 "cells lower / tied / higher": f"{(log_ratio < -1e-12).mean():.0%} / "
-            f"{(log_ratio.abs() <= 1e-12).mean():.0%} / {(log_ratio > 1e-12).mean():.0%}",
+                f"{(log_ratio.abs() <= 1e-12).mean():.0%} / {(log_ratio > 1e-12).mean():.0%}",
             }
         )
     return pd.DataFrame(rows)
@@ -213,6 +215,11 @@ def render_sweep_report(sweep_dir: str | Path) -> Path:
             error=failed["error"].astype(str).str.strip().str.split("\n").str[-1]
         )[["id", *factors, "seed", "error"]]
     figures = _metric_figures(done, factors, policy, metrics) if len(done) and metrics else {}
+    if len(done):  # a kind may add its own comparisons (e.g. Pareto fronts)
+        for hook, into in (("sweep_figures", figures), ("sweep_tables", tables)):
+            extra = getattr(kind, hook, None)
+            if extra is not None:
+                into.update(extra(done, factors))
     links = {}
     for _, row in table.iterrows():
         label = ", ".join(f"{f}={row[f]}" for f in factors)

@@ -52,7 +52,7 @@ class Table:
             values = self.column(name).copy()
             if name in self._categories:
                 cats = self._categories[name]
-                data[name] = pd.Categorical.from_codes(values, categories=cats).astype(str)
+                data[name] = pd.Categorical.from_codes(values, categories=cats)
             else:
                 data[name] = values
         return pd.DataFrame(data)

@@ -278,10 +278,13 @@ def _serial(jobs: list[tuple], workers: int, address: str | None) -> Iterator[tu
 
 
 def _pool(jobs: list[tuple], workers: int, address: str | None) -> Iterator[tuple[str, dict]]:
-    method = "forkserver" if "forkserver" in _start_methods() else "spawn"
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=get_context(method), initializer=_worker_init
-    ) as pool:
+    if "forkserver" in _start_methods():
+        context = get_context("forkserver")
+        # the fork server imports the heavy modules once; each worker forks from it ready
+        context.set_forkserver_preload(["sim.sweep", "sim.runner", *_plugin_modules()])
+    else:
+        context = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init) as pool:
         pending = {pool.submit(execute, *args): rid for rid, *args in jobs}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -322,6 +325,12 @@ def _worker_init() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def _plugin_modules() -> list[str]:
+    from importlib.metadata import entry_points
+
+    return [ep.value for ep in entry_points(group=registry.ENTRY_POINT_GROUP)]
 
 
 def _start_methods() -> list[str]:

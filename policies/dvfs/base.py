@@ -1,0 +1,62 @@
+"""What a DVFS governor sees and returns.
+
+A governor is asked before each request starts on an edge device and returns the
+index of the operating point to run it at (points are sorted by increasing
+frequency). It receives plain read-only views: the device's points, the request's
+work, its absolute deadline, the time now and the device. Switching to another point
+than the current one costs ``device.switch_latency_s`` before the work starts. A
+governor is a plain class registered with ``@register("dvfs", "name")``, with an
+optional ``Params`` model for its parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+
+class PointView(Protocol):
+    freq_hz: float
+    voltage_v: float
+
+
+class Work(NamedTuple):
+    """The work of the next request.
+
+    ``macs``/``bytes_moved``: what is expected to run (the predicted remaining layers
+    when the caller predicts an early exit); ``full_macs``/``full_bytes_moved``: the
+    whole remaining network, no exit. Without a predictor both pairs are equal.
+    """
+
+    macs: float
+    bytes_moved: float
+    full_macs: float
+    full_bytes_moved: float
+
+
+class DeviceView(Protocol):
+    @property
+    def current(self) -> int: ...  # index of the point the device is at
+
+    @property
+    def switch_latency_s(self) -> float: ...
+
+    def execution_s(self, macs: float, bytes_moved: float, point_index: int) -> float: ...
+    def utilisation(self, window_s: float) -> float: ...  # busy share over the last window_s
+
+
+class Governor(Protocol):
+    def select(
+        self, points: Sequence[PointView], work: Work, deadline_s: float, now: float, device: DeviceView
+    ) -> int: ...
+
+
+def lowest_fitting(
+    points: Sequence[PointView], macs: float, bytes_moved: float, time_left_s: float, device: DeviceView
+) -> int:
+    """The lowest point that does the work within ``time_left_s``, switch included; else the highest."""
+    for i in range(len(points)):
+        switch_s = 0.0 if i == device.current else device.switch_latency_s
+        if switch_s + device.execution_s(macs, bytes_moved, i) <= time_left_s:
+            return i
+    return len(points) - 1

@@ -1,0 +1,91 @@
+"""What an exit policy sees and returns.
+
+An exit policy is calibrated once on the ``calib`` split and then decides, for a
+batch of inputs at once, which exit each input leaves at and which exit heads were
+evaluated on the way. Decisions depend only on the network's outputs for that input,
+so the simulation computes them once per evaluation sample (from the inference
+cache) and replays them per request: no per-request forward pass.
+
+``probs`` arrays are ``[n_exits, n_samples, n_classes]`` softmax outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ExitPlan:
+    """Per sample: the exit taken, the heads evaluated, and (for predictive policies) the
+    exit predicted before running, which a predictive DVFS governor plans for."""
+
+    exit_index: np.ndarray  # int [n_samples]
+    heads_evaluated: np.ndarray  # bool [n_samples, n_exits]
+    predicted_exit: np.ndarray | None = None  # int [n_samples]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The calibration split: outputs of every exit, labels, and the cost of each part."""
+
+    probs: np.ndarray  # [n_exits, n, n_classes]
+    labels: np.ndarray  # int [n]
+    segment_macs: np.ndarray  # [n_exits]: backbone MACs from exit k-1 to exit k
+    head_macs: np.ndarray  # [n_exits]
+
+
+class ExitPolicy(Protocol):
+    def fit(self, calib: Calibration) -> None: ...
+    def plan(self, probs: np.ndarray) -> ExitPlan: ...
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Softmax entropy normalised by log(n_classes), in [0, 1], over the last axis."""
+    p = np.clip(probs, 1e-12, 1.0)
+    return -(p * np.log(p)).sum(-1) / np.log(probs.shape[-1])
+
+
+def first_true(mask: np.ndarray) -> np.ndarray:
+    """Index of the first True along axis 0 of ``[n_exits, n]``; the last exit if none."""
+    mask = mask.copy()
+    mask[-1] = True
+    return mask.argmax(axis=0)
+
+
+def sequential(exit_index: np.ndarray, n_exits: int) -> ExitPlan:
+    """A plan where every head up to the exit taken was evaluated (classic early exit)."""
+    heads = np.arange(n_exits)[None, :] <= exit_index[:, None]
+    return ExitPlan(exit_index, heads)
+
+
+def accuracy(plan: ExitPlan, probs: np.ndarray, labels: np.ndarray) -> float:
+    n = probs.shape[1]
+    return float((probs[plan.exit_index, np.arange(n)].argmax(-1) == labels).mean())
+
+
+def mean_macs(plan: ExitPlan, segment_macs: np.ndarray, head_macs: np.ndarray) -> float:
+    """Mean MACs per input: backbone up to the exit taken plus every head evaluated."""
+    backbone = np.cumsum(segment_macs)[plan.exit_index]
+    return float((backbone + plan.heads_evaluated @ head_macs).mean())
+
+
+def calibrate(candidates, make_plan, calib: Calibration, max_accuracy_loss: float):
+    """The cheapest candidate whose calib accuracy is within ``max_accuracy_loss`` of the last exit.
+
+    ``make_plan(candidate, probs) -> ExitPlan``; candidates that all miss fall back to
+    the most accurate one.
+    """
+    full = float((calib.probs[-1].argmax(-1) == calib.labels).mean())
+    best, best_cost, fallback, fallback_acc = None, np.inf, None, -1.0
+    for candidate in candidates:
+        plan = make_plan(candidate, calib.probs)
+        acc = accuracy(plan, calib.probs, calib.labels)
+        cost = mean_macs(plan, calib.segment_macs, calib.head_macs)
+        if acc >= full - max_accuracy_loss and cost < best_cost:
+            best, best_cost = candidate, cost
+        if acc > fallback_acc:
+            fallback, fallback_acc = candidate, acc
+    return best if best is not None else fallback

@@ -1,0 +1,104 @@
+"""The edge scenario kind: conservation of requests, exact energy, battery, determinism, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from sim.cli import main
+from sim.runner import load_spec, run
+
+SCENARIO = "scenarios/edge/edge_digits.yaml"
+
+
+def _run(*sets, seed=0):
+    return run(load_spec(SCENARIO, ["duration_s=2.0", *sets]), seed=seed)
+
+
+@pytest.mark.parametrize("exit_policy", ["none", "max_softmax", "predictive_exit"])
+@pytest.mark.parametrize("governor", ["performance", "ondemand", "predictive"])
+def test_requests_and_energy_add_up(exit_policy, governor):
+    result = _run(f"exit_policy.name={exit_policy}", f"dvfs.name={governor}")
+    s, req, dev = result.summary, result.tables["requests"], result.tables["devices"]
+    assert s["requests"] == s["completed"] + s["unserved"] == dev["arrived"].sum()
+    assert len(req) == s["completed"]
+    # one request at a time per device, in arrival order
+    start, finish = req["start_s"].to_numpy(), req["finish_s"].to_numpy()
+    assert np.all(start[1:] >= finish[:-1] - 1e-12) and np.all(start >= req["arrival_s"].to_numpy())
+    # energy: busy time at each point's power + idle + switching, the device's own integral
+    points = result.tables["points"]
+    spec = load_spec(SCENARIO).devices[0].device
+    busy_j = sum(spec.power_w(p, busy=True) * b for p, b in zip(spec.points, points["busy_s"]))
+    idle_j = spec.idle_power_w * dev["idle_s"].sum()
+    switch_j = dev["switch_s"].sum() * spec.idle_power_w + dev["switches"].sum() * spec.switch_energy_j
+    assert s["energy_j"] == pytest.approx(busy_j + idle_j + switch_j, rel=1e-9)
+    assert dev["busy_s"].sum() + dev["idle_s"].sum() + dev["switch_s"].sum() == pytest.approx(2.0)
+
+
+def test_accuracy_replays_the_inference_cache():
+    from workloads.multiexit import load_exit_model
+
+    model = load_exit_model("resnet_digits")
+    req = _run("exit_policy.name=none").tables["requests"]
+    expected = model.test_probs[-1, req["sample"].to_numpy()].argmax(-1) == model.test_labels[req["sample"]]
+    assert (req["correct"].to_numpy() == expected).all()
+
+
+def test_battery_runs_out_and_the_device_stops():
+    result = _run("devices.0.device.battery_j=1.0")
+    depleted = result.summary["battery_depleted_at_s"]
+    assert 0 < depleted < 2.0
+    assert result.tables["requests"]["finish_s"].max() <= depleted
+    assert result.summary["energy_j"] == pytest.approx(1.0)
+    assert result.summary["unserved"] > 0
+
+
+def test_same_seed_same_results():
+    a, b, c = _run(seed=4), _run(seed=4), _run(seed=5)
+    assert json.dumps(a.summary) == json.dumps(b.summary) != json.dumps(c.summary)
+
+
+def test_predictive_dvfs_runs_slower_when_an_early_exit_is_predicted():
+    slow = _run("dvfs.name=predictive").tables["points"]
+    fast = _run("dvfs.name=deadline_aware").tables["points"]
+    mean_freq = [(p["freq_hz"] * p["busy_s"]).sum() / p["busy_s"].sum() for p in (slow, fast)]
+    assert mean_freq[0] < mean_freq[1]
+
+
+BAD = {
+    "unsorted points": (
+        {
+            "devices": [
+                {
+                    "name": "d",
+                    "device": {
+                        "points": [{"freq_hz": 2e9, "voltage_v": 1.0}, {"freq_hz": 1e9, "voltage_v": 1.1}]
+                    },
+                }
+            ]
+        },
+        "devices.0.device.points",
+    ),
+    "non-positive frequency": (
+        {"devices": [{"name": "d", "device": {"points": [{"freq_hz": 0, "voltage_v": 1.0}]}}]},
+        "devices.0.device.points.0.freq_hz",
+    ),
+    "deadline zero": ({"devices": [{"name": "d", "deadline_s": 0}]}, "devices.0.deadline_s"),
+    "threshold above one": (
+        {"exit_policy": {"name": "max_softmax", "params": {"q": 1.5}}},
+        "exit_policy.params.q",
+    ),
+    "unknown model": ({"model": "resnet_imagenet"}, "model: unknown multi-exit model"),
+    "unknown governor": ({"dvfs": {"name": "turbo"}}, "dvfs.name: 'turbo' is not a registered dvfs policy"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_edge_input(tmp_path, capsys, name):
+    extra, expected = BAD[name]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"kind": "edge", **extra}))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err, err

@@ -1,0 +1,47 @@
+"""Scenario kind ``edge``: inference requests with deadlines on DVFS edge devices, with early exits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.kernel import Kernel
+from sim.registry import register
+from workloads.edge import study
+from workloads.edge.spec import EdgeSpec
+from workloads.edge.world import EdgeWorld
+
+
+@register("scenario", "edge")
+class EdgeKind:
+    """Multi-exit inference on battery-powered DVFS edge devices (early exit, Predictive Exit)."""
+
+    Spec = EdgeSpec
+    report_tables = ("devices", "exits")
+    headline_metrics = (
+        "energy_per_inference_j",
+        "accuracy",
+        "flops_per_inference",
+        "deadline_miss_rate",
+        "latency_p99_s",
+        "mean_exit_index",
+    )
+
+    sweep_figures = staticmethod(study.sweep_figures)
+    sweep_tables = staticmethod(study.sweep_tables)
+
+    @staticmethod
+    def prepare(spec: EdgeSpec) -> None:
+        """Train the model and fill its inference cache once, before a sweep starts its workers."""
+        from workloads.multiexit import load_exit_model
+
+        load_exit_model(spec.model)
+
+    @staticmethod
+    def build(spec: EdgeSpec, kernel: Kernel) -> EdgeWorld:
+        return EdgeWorld(spec, kernel)
+
+    @staticmethod
+    def figures(tables: dict[str, Any], summary: dict[str, float], spec: EdgeSpec) -> dict[str, Any]:
+        from workloads.edge.figures import edge_figures
+
+        return edge_figures(tables, summary)

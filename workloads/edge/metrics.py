@@ -1,0 +1,72 @@
+"""Metrics of an ``edge`` run (definitions in docs/metrics.md), computed once after the run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from workloads.edge.world import EdgeWorld
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    return float(np.quantile(values, q)) if values.size else float("nan")
+
+
+def edge_results(world: EdgeWorld) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
+    req = world.requests.to_frame()
+    device = req["device"].to_numpy()
+    budget = np.array([g.deadline_s for g in world.groups])[device] if len(req) else np.array([])
+    latency = (req["finish_s"] - req["arrival_s"]).to_numpy()
+    late = latency > budget
+    completed = len(req)
+    unserved_late = sum(world.unserved_late)
+    energy = np.array([d.energy_j for d in world.devices])
+    depleted = [d.depleted_at_s for d in world.devices if d.depleted_at_s is not None]
+    finished = completed + unserved_late
+    summary = {
+        "accuracy": float(req["correct"].mean()) if completed else float("nan"),
+        "flops_per_inference": float(2 * req["macs"].mean()) if completed else float("nan"),
+        "energy_per_inference_j": float(energy.sum() / completed) if completed else float("nan"),
+        "energy_j": float(energy.sum()),
+        "latency_p50_s": _quantile(latency, 0.5),
+        "latency_p99_s": _quantile(latency, 0.99),
+        "deadline_miss_rate": (int(late.sum()) + unserved_late) / finished if finished else float("nan"),
+        "mean_exit_index": float(req["exit"].mean()) if completed else float("nan"),
+        "battery_depleted_at_s": min(depleted) if depleted else float("nan"),
+        "requests": float(sum(world.arrived)),
+        "completed": float(completed),
+        "unserved": float(sum(world.unserved)),
+    }
+    req.insert(0, "device_name", np.array(world.names)[device] if completed else [])
+    req["latency_s"] = latency
+    req["late"] = late
+    devices = pd.DataFrame(
+        {
+            "device": world.names,
+            "energy_j": energy,
+            "busy_s": [sum(d.busy_s) for d in world.devices],
+            "idle_s": [d.idle_s for d in world.devices],
+            "switch_s": [d.switch_s for d in world.devices],
+            "switches": [d.switches for d in world.devices],
+            "depleted_at_s": [np.nan if d.depleted_at_s is None else d.depleted_at_s for d in world.devices],
+            "arrived": world.arrived,
+            "completed": np.bincount(device, minlength=len(world.devices)) if completed else 0,
+            "unserved": world.unserved,
+        }
+    )
+    exits = (
+        req.groupby("exit")
+        .agg(requests=("correct", "size"), accuracy=("correct", "mean"), macs=("macs", "mean"))
+        .reset_index()
+    )
+    points = pd.DataFrame(
+        [
+            {"device": name, "point": i, "freq_hz": p.freq_hz, "voltage_v": p.voltage_v, "busy_s": busy}
+            for name, d in zip(world.names, world.devices)
+            for i, (p, busy) in enumerate(zip(d.points, d.busy_s))
+        ]
+    )
+    return summary, {"requests": req, "devices": devices, "exits": exits, "points": points}
