@@ -76,6 +76,6 @@ def get(family: str, name: str) -> Any:
 
 
 def describe(cls: Any) -> str:
-    """First line of a class's docstring: its one-line description in ``testbed list``."""
+    """First sentence-paragraph of a class's docstring, on one line: its description in ``testbed list``."""
     doc = (cls.__doc__ or "").strip()
-    return doc.splitlines()[0] if doc else ""
+    return " ".join(line.strip() for line in doc.split("\n\n")[0].splitlines())
