@@ -153,7 +153,6 @@ class Accelerator:
         "busy_energy_j",
         "job",
         "seg_start_s",
-        "seg_end_s",
         "busy_until_s",
         "seg_end_block",
         "seg_energy_j",
@@ -170,7 +169,6 @@ class Accelerator:
         self.busy_energy_j = 0.0
         self.job: Job | None = None
         self.seg_start_s = 0.0
-        self.seg_end_s = 0.0
         self.busy_until_s = 0.0  # end of the current (or last) stretch: idle once it has passed
         self.seg_end_block = 0
         self.seg_energy_j = 0.0
@@ -297,7 +295,7 @@ class AcceleratorPool:
         accel.seg_end_block = end
         accel.seg_energy_j = (cum_en[end] - cum_en[first]) * job.work
         delay = (cum_lat[end] - cum_lat[first]) * job.scale
-        accel.seg_end_s = accel.busy_until_s = now + delay
+        accel.busy_until_s = now + delay
         Timeout(self.env, delay).callbacks.append(accel.on_done)
 
     def _finish(self, accel: Accelerator) -> None:
@@ -345,7 +343,7 @@ class AcceleratorPool:
             job = accel.job
             if job is None:
                 continue
-            span = accel.seg_end_s - accel.seg_start_s
+            span = accel.busy_until_s - accel.seg_start_s
             share = (end_s - accel.seg_start_s) / span if span > 0 else 1.0
             energy = accel.seg_energy_j * share
             self._record_segment(accel, job, end_s, energy)
