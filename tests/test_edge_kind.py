@@ -102,3 +102,20 @@ def test_bad_edge_input(tmp_path, capsys, name):
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert expected in err, err
+
+
+def test_offloading_relieves_an_overloaded_device():
+    loaded = ["devices.0.rate_hz=6000", "dvfs.name=powersave"]  # more work than the device can do
+    local = _run(*loaded)
+    shared = _run(*loaded, "offload.policy.name=queue_threshold", "offload.policy.params.max_queue=1")
+    s, dev, req = shared.summary, shared.tables["devices"], shared.tables["requests"]
+    remote_done = int((req["point"] == -1).sum())
+    assert 0 < remote_done <= s["offloaded"]
+    assert s["requests"] == s["completed"] + s["unserved"] == dev["arrived"].sum()
+    assert s["latency_p99_s"] < local.summary["latency_p99_s"]
+    # the radio's upload energy is part of the total
+    assert dev["radio_energy_j"].sum() > 0
+    assert s["energy_j"] == pytest.approx(dev["energy_j"].sum())
+    never = _run(*loaded, "offload.policy.name=never")
+    assert never.summary["offloaded"] == 0
+    assert json.dumps(never.summary) == json.dumps({**local.summary, "offloaded": 0.0})

@@ -23,7 +23,8 @@ def edge_results(world: EdgeWorld) -> tuple[dict[str, float], dict[str, pd.DataF
     late = latency > budget
     completed = len(req)
     unserved_late = sum(world.unserved_late)
-    energy = np.array([d.energy_j for d in world.devices])
+    # device energy (busy, idle, switching) plus the radio's while uploading offloaded requests
+    energy = np.array([d.energy_j for d in world.devices]) + np.array(world.radio_j)
     depleted = [d.depleted_at_s for d in world.devices if d.depleted_at_s is not None]
     finished = completed + unserved_late
     summary = {
@@ -39,6 +40,7 @@ def edge_results(world: EdgeWorld) -> tuple[dict[str, float], dict[str, pd.DataF
         "requests": float(sum(world.arrived)),
         "completed": float(completed),
         "unserved": float(sum(world.unserved)),
+        "offloaded": float(sum(world.offloaded)),
     }
     req.insert(0, "device_name", np.array(world.names)[device] if completed else [])
     req["latency_s"] = latency
@@ -55,6 +57,8 @@ def edge_results(world: EdgeWorld) -> tuple[dict[str, float], dict[str, pd.DataF
             "arrived": world.arrived,
             "completed": np.bincount(device, minlength=len(world.devices)) if completed else 0,
             "unserved": world.unserved,
+            "offloaded": world.offloaded,
+            "radio_energy_j": world.radio_j,
         }
     )
     exits = (

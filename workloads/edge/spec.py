@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from devices.edge import EdgeDeviceConfig
 from sim.config import PolicyRef, StrictModel
@@ -17,6 +17,25 @@ class ExitPolicyRef(PolicyRef):
 
 class GovernorRef(PolicyRef):
     family = "dvfs"
+
+
+class OffloadRef(PolicyRef):
+    family = "offload"
+
+
+class OffloadConfig(StrictModel):
+    """An edge server every device reaches over its own network link (a networkx graph).
+
+    An offloaded request uploads its input (link latency + bytes / bandwidth), waits for
+    the server (first come, first served), runs the full network there and comes back
+    after one more link latency. The device spends ``radio_power_w`` while uploading.
+    """
+
+    server_macs_per_s: PositiveFloat = 2e11
+    bandwidth_bytes_per_s: PositiveFloat = 12.5e6
+    latency_s: NonNegativeFloat = 1e-3
+    radio_power_w: NonNegativeFloat = 0.5
+    policy: OffloadRef = Field(default_factory=lambda: OffloadRef(name="queue_threshold"))
 
 
 class DeviceGroup(StrictModel):
@@ -47,6 +66,7 @@ class EdgeSpec(StrictModel):
     exit_policy: ExitPolicyRef = Field(default_factory=lambda: ExitPolicyRef(name="predictive_exit"))
     dvfs: GovernorRef = Field(default_factory=lambda: GovernorRef(name="predictive"))
     devices: list[DeviceGroup] = Field(default_factory=lambda: [DeviceGroup(name="nano")], min_length=1)
+    offload: OffloadConfig | None = None
 
     @field_validator("model")
     @classmethod

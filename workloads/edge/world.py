@@ -9,11 +9,16 @@ these up: no forward pass in the event loop.
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pandas as pd
+import simpy
 
 from devices.edge import EdgeDevice
 from policies.dvfs.base import Work
@@ -51,6 +56,15 @@ def part_costs(model: ExitModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return (*totals(model.segments), *totals(model.heads))
 
 
+def transfer_s(graph: nx.Graph, source: str, target: str, size_bytes: float) -> float:
+    """Latency plus serialisation time over every hop of the shortest path."""
+    path = nx.shortest_path(graph, source, target)
+    return sum(
+        graph.edges[u, v]["latency"] + size_bytes / graph.edges[u, v]["bandwidth"]
+        for u, v in zip(path, path[1:])
+    )
+
+
 class SamplePlan:
     """Per test sample, what serving it costs under an exit policy (arrays over samples)."""
 
@@ -77,6 +91,7 @@ class SamplePlan:
         # plain lists: the event loop indexes them once per request
         self.exit, self.macs, self.bytes = exit_index.tolist(), macs.tolist(), moved.tolist()
         self.correct = correct.astype(int).tolist()
+        self.final_correct = (model.test_probs[-1].argmax(-1) == model.test_labels).astype(int).tolist()
         self.planned_macs, self.planned_bytes = planned_macs.tolist(), planned_bytes.tolist()
 
 
@@ -105,7 +120,25 @@ class EdgeWorld:
         self.unserved = [0] * n  # of those, not completed (queued, in service, or after depletion)
         self.unserved_late = [0] * n  # of those, with their deadline before the end
         self._times: list[Iterator[tuple[float, float]]] = []
+        self._upcoming = [math.inf] * n  # the next arrival not yet queued
+        self._queues: list[deque[float]] = [deque() for _ in range(n)]  # arrived, not started
         self._in_service: list[float | None] = [None] * n  # deadline of the request being served
+        self._remote: dict[int, tuple[int, float]] = {}  # offloaded in flight: id -> (device, deadline)
+        self._remote_ids = itertools.count()
+        self.offloaded = [0] * n
+        self.radio_j = [0.0] * n
+        self._offload_policy = None
+        if spec.offload is not None:
+            cfg = spec.offload
+            graph = nx.Graph()
+            for name in self.names:
+                graph.add_edge(name, "server", bandwidth=cfg.bandwidth_bytes_per_s, latency=cfg.latency_s)
+            input_bytes = self.model.segments[0][0].input_bytes
+            self._upload_s = [transfer_s(graph, name, "server", input_bytes) for name in self.names]
+            self._download_s = [transfer_s(graph, "server", name, 0.0) for name in self.names]
+            self._server = simpy.Resource(self.env, capacity=1)
+            self._server_s = self.plan.full_macs / cfg.server_macs_per_s
+            self._offload_policy = cfg.policy.build()
 
     def _samples(self, name: str) -> Iterator[int]:
         rng = self.kernel.rng(f"samples/{name}")
@@ -114,23 +147,37 @@ class EdgeWorld:
             yield from rng.integers(0, n, 4096).tolist()
 
     def _serve(self, index: int) -> Iterator[Any]:
-        """One device: take each request in arrival order, pick a point, run it."""
+        """One device: queue what has arrived, take requests in order, offload or pick a point and run."""
         env, plan, governor = self.env, self.plan, self.governor
         device, group, name = self.devices[index], self.groups[index], self.names[index]
         points = device.points
         end = self.spec.duration_s
         samples = self._samples(name)
-        times = self._times[index]
+        times, queue = self._times[index], self._queues[index]
+        offload = self._offload_policy
         dev, smp, arr, start, fin, ext, cor, mac, pnt = self._row
         full_macs, full_bytes = plan.full_macs, plan.full_bytes
-        for t, _ in times:
-            if t >= end:
-                return
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            self.arrived[index] += 1
+        upcoming = next(times)[0]
+        while True:
+            while upcoming <= env.now and upcoming < end:  # what has arrived joins the queue
+                queue.append(upcoming)
+                self.arrived[index] += 1
+                upcoming = next(times)[0]
+            self._upcoming[index] = upcoming
+            if not queue:
+                if upcoming >= end:
+                    return
+                yield env.timeout(upcoming - env.now)
+                continue
+            t = queue.popleft()
             s = next(samples)
             deadline = t + group.deadline_s
+            if offload is not None:
+                remote_s = self._upload_s[index] + self._server_s + self._download_s[index]
+                local_s = device.execution_s(full_macs, full_bytes, device.current)
+                if offload.decide(len(queue), local_s, remote_s, deadline - env.now):
+                    env.process(self._run_remote(index, t, s, deadline))
+                    continue
             work = Work(plan.planned_macs[s], plan.planned_bytes[s], full_macs, full_bytes)
             point = governor.select(points, work, deadline, env.now, device)
             started = env.now
@@ -150,6 +197,31 @@ class EdgeWorld:
             mac(plan.macs[s])
             pnt(point)
 
+    def _run_remote(self, index: int, t: float, s: int, deadline: float) -> Iterator[Any]:
+        """An offloaded request: upload, the server's queue and the full network, download."""
+        env, plan = self.env, self.plan
+        key = next(self._remote_ids)
+        self._remote[key] = (index, deadline)
+        self.offloaded[index] += 1
+        started = env.now
+        self.radio_j[index] += self.spec.offload.radio_power_w * self._upload_s[index]
+        yield env.timeout(self._upload_s[index])
+        with self._server.request() as slot:
+            yield slot
+            yield env.timeout(self._server_s)
+        yield env.timeout(self._download_s[index])
+        del self._remote[key]
+        dev, smp, arr, start, fin, ext, cor, mac, pnt = self._row
+        dev(index)
+        smp(s)
+        arr(t)
+        start(started)
+        fin(env.now)
+        ext(len(self.model.heads) - 1)
+        cor(plan.final_correct[s])
+        mac(plan.full_macs)  # the full network, run on the server
+        pnt(-1)  # -1: served by the edge server
+
     def run(self) -> None:
         rng = self.kernel.rng
         for i, (group, name) in enumerate(zip(self.groups, self.names)):
@@ -161,14 +233,18 @@ class EdgeWorld:
             device.finish(end)
             deadline = self._in_service[i]
             if deadline is not None:  # cut short by the end of the run or by the battery
-                self.unserved[i] += 1
-                self.unserved_late[i] += deadline < end
-            for t, _ in self._times[i]:  # arrived, never taken up
-                if t >= end:
-                    break
-                self.arrived[i] += 1
-                self.unserved[i] += 1
-                self.unserved_late[i] += t + self.groups[i].deadline_s < end
+                self._unserved(i, deadline, end)
+            later = [] if self._upcoming[i] >= end else [self._upcoming[i]]
+            later += [t for t, _ in itertools.takewhile(lambda a: a[0] < end, self._times[i])]
+            self.arrived[i] += len(later)  # arrived while the device was busy, never queued by it
+            for t in [*self._queues[i], *later]:  # arrived, never taken up
+                self._unserved(i, t + self.groups[i].deadline_s, end)
+        for i, deadline in self._remote.values():  # offloaded, not back by the end
+            self._unserved(i, deadline, end)
+
+    def _unserved(self, index: int, deadline: float, end: float) -> None:
+        self.unserved[index] += 1
+        self.unserved_late[index] += deadline < end
 
     def results(self) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
         from workloads.edge.metrics import edge_results
