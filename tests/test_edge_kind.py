@@ -119,3 +119,30 @@ def test_offloading_relieves_an_overloaded_device():
     never = _run(*loaded, "offload.policy.name=never")
     assert never.summary["offloaded"] == 0
     assert json.dumps(never.summary) == json.dumps({**local.summary, "offloaded": 0.0})
+
+
+def test_exit_index_beyond_the_network(tmp_path, capsys):
+    code = main(
+        [
+            "run",
+            SCENARIO,
+            "--set",
+            "exit_policy.name=fixed",
+            "--set",
+            "exit_policy.params.exit_index=7",
+            "--set",
+            "duration_s=0.1",
+            "--no-report",
+            "--out",
+            "/tmp/never_written",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert "exit_policy.params.exit_index: 7 is beyond the network's exits (0..3)" in err
+
+
+def test_fixed_exit_truncates_the_network():
+    first = _run("exit_policy.name=fixed", "exit_policy.params.exit_index=0").summary
+    full = _run("exit_policy.name=none").summary
+    assert first["mean_exit_index"] == 0 and first["flops_per_inference"] < full["flops_per_inference"]
