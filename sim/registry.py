@@ -79,3 +79,12 @@ def describe(cls: Any) -> str:
     """First sentence-paragraph of a class's docstring, on one line: its description in ``testbed list``."""
     doc = (cls.__doc__ or "").strip()
     return " ".join(line.strip() for line in doc.split("\n\n")[0].splitlines())
+
+
+def import_submodules(package: str, path: list[str]) -> None:
+    """Import every module of a package, so each policy file registers itself: a new
+    policy is one new file. Called from a policy family's ``__init__``."""
+    import pkgutil
+
+    for module in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{module.name}")

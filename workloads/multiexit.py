@@ -44,10 +44,8 @@ import functools
 import hashlib
 import json
 import math
-import os
 import pickle
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +59,7 @@ from torch import nn
 from devices.cost import Layer, extract_layers
 from sim.errors import ConfigError
 from sim.kernel import seed_sequence, torch_generator
-from workloads.supernet import _threads
-from workloads.xr.models import cache_dir
+from workloads.cache import cache_dir, pinned_threads, write_atomic
 
 SEED = 0
 # Everything that shapes the trained weights besides the per-model specs; part of the cache key.
@@ -413,22 +410,6 @@ def cache_path(name: str) -> Path:
     return cache_dir() / f"multiexit-{name}-{_cache_key(name)}.pt"
 
 
-def save_atomic(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``, so a
-    concurrent reader sees the whole file or none. A read-only cache is skipped silently."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
-            try:
-                torch.save(obj, f)
-            except BaseException:
-                os.unlink(f.name)
-                raise
-        os.replace(f.name, path)
-    except OSError:
-        pass  # a read-only cache only costs a retraining next time
-
-
 @functools.cache
 def _trained(name: str) -> dict[str, object]:
     """Weights, inference cache (every exit's softmax on calib and test) and training log:
@@ -439,7 +420,7 @@ def _trained(name: str) -> dict[str, object]:
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
         pass  # not cached yet, or unreadable: train
     data = _dataset(_SPECS[name]["dataset"])
-    with _threads(RECIPE["threads"]):
+    with pinned_threads(RECIPE["threads"]):
         weights, log = _train(name)
         model = _build(name).to_empty(device="cpu")
         model.load_state_dict(weights)
@@ -449,7 +430,7 @@ def _trained(name: str) -> dict[str, object]:
             "test_probs": _logits(model, data.images[data.test]).softmax(-1),
             "log": log,
         }
-    save_atomic(saved, path)
+    write_atomic(path, lambda f: torch.save(saved, f))
     return saved
 
 

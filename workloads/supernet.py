@@ -23,19 +23,15 @@ simulation replays real correctness by sample index instead of running the model
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import hashlib
 import json
 import math
-import os
 import pickle
 import sys
-import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +44,7 @@ from torch import nn
 from devices.cost import Layer, extract_layers
 from sim.errors import ConfigError
 from sim.kernel import seed_sequence, torch_generator
-from workloads.xr.models import cache_dir
+from workloads.cache import cache_dir, pinned_threads, write_atomic
 
 WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
 SEED = 0
@@ -181,17 +177,6 @@ def digits(seed: int = SEED) -> DigitsSplit:
     )
 
 
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Run torch on ``n`` threads inside the block, then restore the caller's setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _predict(model: SlimmableCNN, images: torch.Tensor, width: float, batch: int = 128) -> torch.Tensor:
     """Predicted labels at ``width``, in eval mode and in batches."""
     model.eval()
@@ -272,19 +257,13 @@ def _trained(name: str) -> dict[str, object]:
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
         pass  # not cached yet, or unreadable: train
     data = digits(SEED)
-    with _threads(RECIPE["threads"]):
+    with pinned_threads(RECIPE["threads"]):
         weights, log = _train(SEED)
         model = build_model(SEED)
         model.load_state_dict(weights)
         predictions = torch.stack([_predict(model, data.images[data.test], w) for w in WIDTHS])
     saved = {"weights": weights, "test_predictions": predictions, "log": log}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
-            torch.save(saved, f)
-        os.replace(f.name, path)
-    except OSError:
-        pass  # a read-only cache only costs a retraining next time
+    write_atomic(path, lambda f: torch.save(saved, f))
     return saved
 
 

@@ -12,9 +12,12 @@ cache) and replays them per request: no per-request forward pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+from pydantic import Field
+
+from sim.config import StrictModel
 
 
 @dataclass(frozen=True)
@@ -89,3 +92,33 @@ def calibrate(candidates, make_plan, calib: Calibration, max_accuracy_loss: floa
         if acc > fallback_acc:
             fallback, fallback_acc = candidate, acc
     return best if best is not None else fallback
+
+
+class CalibratedParams(StrictModel):
+    """Params of a rule calibrated on the calib split."""
+
+    max_accuracy_loss: float = Field(0.005, ge=0.0, le=1.0)
+
+
+class CalibratedRule:
+    """An exit rule with one setting, given in its params or else calibrated on the calib split:
+    the cheapest of ``candidates(calib)`` whose accuracy is within ``max_accuracy_loss`` of the
+    full network. Subclasses define ``candidates`` and ``rule(setting, probs) -> ExitPlan``."""
+
+    def __init__(self, setting: Any, max_accuracy_loss: float):
+        self.setting = setting
+        self.max_accuracy_loss = max_accuracy_loss
+
+    def candidates(self, calib: Calibration) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def rule(setting: Any, probs: np.ndarray) -> ExitPlan:
+        raise NotImplementedError
+
+    def fit(self, calib: Calibration) -> None:
+        if self.setting is None:
+            self.setting = calibrate(self.candidates(calib), self.rule, calib, self.max_accuracy_loss)
+
+    def plan(self, probs: np.ndarray) -> ExitPlan:
+        return self.rule(self.setting, probs)

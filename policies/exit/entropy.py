@@ -3,13 +3,12 @@
 import numpy as np
 from pydantic import Field
 
-from policies.exit.base import Calibration, ExitPlan, calibrate, entropy, first_true, sequential
-from sim.config import StrictModel
+from policies.exit.base import CalibratedParams, CalibratedRule, ExitPlan, entropy, first_true, sequential
 from sim.registry import register
 
 
 @register("exit", "entropy")
-class EntropyExit:
+class EntropyExit(CalibratedRule):
     """BranchyNet (Teerapittayanon et al. 2016): exit at the first head whose normalised entropy < threshold.
 
     One threshold for every head (normalised entropy, in [0, 1]); with ``threshold``
@@ -17,22 +16,15 @@ class EntropyExit:
     within ``max_accuracy_loss`` of the full network.
     """
 
-    class Params(StrictModel):
+    class Params(CalibratedParams):
         threshold: float | None = Field(None, ge=0.0, le=1.0)
-        max_accuracy_loss: float = Field(0.005, ge=0.0, le=1.0)
 
     def __init__(self, threshold: float | None, max_accuracy_loss: float):
-        self.threshold = threshold
-        self.max_accuracy_loss = max_accuracy_loss
+        super().__init__(threshold, max_accuracy_loss)
 
-    def fit(self, calib: Calibration) -> None:
-        if self.threshold is None:
-            grid = np.linspace(0.0, 1.0, 101)
-            self.threshold = calibrate(grid, _plan, calib, self.max_accuracy_loss)
+    def candidates(self, calib):
+        return np.linspace(0.0, 1.0, 101)
 
-    def plan(self, probs: np.ndarray) -> ExitPlan:
-        return _plan(self.threshold, probs)
-
-
-def _plan(threshold: float, probs: np.ndarray) -> ExitPlan:
-    return sequential(first_true(entropy(probs) < threshold), probs.shape[0])
+    @staticmethod
+    def rule(threshold: float, probs: np.ndarray) -> ExitPlan:
+        return sequential(first_true(entropy(probs) < threshold), probs.shape[0])

@@ -3,13 +3,12 @@
 import numpy as np
 from pydantic import Field
 
-from policies.exit.base import Calibration, ExitPlan, calibrate
-from sim.config import StrictModel
+from policies.exit.base import CalibratedParams, CalibratedRule, ExitPlan
 from sim.registry import register
 
 
 @register("exit", "max_softmax")
-class MaxSoftmaxExit:
+class MaxSoftmaxExit(CalibratedRule):
     """SDN (Kaya et al. 2019): exit at the first head with max softmax >= q; if none, the most confident head.
 
     With ``q`` unset it is calibrated on the calib split (cheapest q within
@@ -17,28 +16,22 @@ class MaxSoftmaxExit:
     when no head is confident all are.
     """
 
-    class Params(StrictModel):
+    class Params(CalibratedParams):
         q: float | None = Field(None, ge=0.0, le=1.0)
-        max_accuracy_loss: float = Field(0.005, ge=0.0, le=1.0)
 
     def __init__(self, q: float | None, max_accuracy_loss: float):
-        self.q = q
-        self.max_accuracy_loss = max_accuracy_loss
+        super().__init__(q, max_accuracy_loss)
 
-    def fit(self, calib: Calibration) -> None:
-        if self.q is None:
-            self.q = calibrate(np.linspace(0.5, 1.0, 101), _plan, calib, self.max_accuracy_loss)
+    def candidates(self, calib):
+        return np.linspace(0.5, 1.0, 101)
 
-    def plan(self, probs: np.ndarray) -> ExitPlan:
-        return _plan(self.q, probs)
-
-
-def _plan(q: float, probs: np.ndarray) -> ExitPlan:
-    n_exits, n = probs.shape[:2]
-    confidence = probs.max(-1)  # [n_exits, n]
-    confident = confidence >= q
-    any_confident = confident.any(axis=0)
-    exit_index = np.where(any_confident, confident.argmax(axis=0), confidence.argmax(axis=0))
-    last_evaluated = np.where(any_confident, exit_index, n_exits - 1)
-    heads = np.arange(n_exits)[None, :] <= last_evaluated[:, None]
-    return ExitPlan(exit_index, heads)
+    @staticmethod
+    def rule(q: float, probs: np.ndarray) -> ExitPlan:
+        n_exits, n = probs.shape[:2]
+        confidence = probs.max(-1)  # [n_exits, n]
+        confident = confidence >= q
+        any_confident = confident.any(axis=0)
+        exit_index = np.where(any_confident, confident.argmax(axis=0), confidence.argmax(axis=0))
+        last_evaluated = np.where(any_confident, exit_index, n_exits - 1)
+        heads = np.arange(n_exits)[None, :] <= last_evaluated[:, None]
+        return ExitPlan(exit_index, heads)

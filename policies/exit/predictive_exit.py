@@ -8,8 +8,7 @@ import numpy as np
 import torch
 from pydantic import Field, PositiveInt
 
-from policies.exit.base import Calibration, ExitPlan, calibrate, entropy
-from sim.config import StrictModel
+from policies.exit.base import CalibratedParams, Calibration, ExitPlan, calibrate, entropy
 from sim.registry import register
 
 
@@ -34,9 +33,8 @@ class PredictiveExit:
       governor uses to pick the frequency for the predicted remaining work.
     """
 
-    class Params(StrictModel):
+    class Params(CalibratedParams):
         q: float | None = Field(None, ge=0.0, le=1.0)
-        max_accuracy_loss: float = Field(0.005, ge=0.0, le=1.0)
         predictor_steps: PositiveInt = 300
         learning_rate: float = Field(0.05, gt=0.0)
 

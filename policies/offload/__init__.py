@@ -3,8 +3,6 @@
 Every module in this folder is imported, so a new policy is one new file.
 """
 
-import importlib
-import pkgutil
+from sim.registry import import_submodules
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+import_submodules(__name__, __path__)

@@ -155,6 +155,8 @@ class EdgeWorld:
         samples = self._samples(name)
         times, queue = self._times[index], self._queues[index]
         offload = self._offload_policy
+        if offload is not None:  # round trip to the server, without its queue
+            remote_s = self._upload_s[index] + self._server_s + self._download_s[index]
         dev, smp, arr, start, fin, ext, cor, mac, pnt = self._row
         full_macs, full_bytes = plan.full_macs, plan.full_bytes
         upcoming = next(times)[0]
@@ -173,7 +175,6 @@ class EdgeWorld:
             s = next(samples)
             deadline = t + group.deadline_s
             if offload is not None:
-                remote_s = self._upload_s[index] + self._server_s + self._download_s[index]
                 local_s = device.execution_s(full_macs, full_bytes, device.current)
                 if offload.decide(len(queue), local_s, remote_s, deadline - env.now):
                     env.process(self._run_remote(index, t, s, deadline))

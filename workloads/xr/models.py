@@ -19,8 +19,6 @@ import functools
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -31,6 +29,7 @@ import devices.cost
 from devices.cost import Layer, extract_layers
 from sim.errors import ConfigError
 from sim.kernel import torch_generator
+from workloads.cache import cache_dir, write_atomic
 
 
 def conv_bn(
@@ -695,11 +694,6 @@ def example_input(task: str, device: str | torch.device = "meta") -> torch.Tenso
     return torch.zeros(_entry(task)[1], device=device)
 
 
-def cache_dir() -> Path:
-    """Where traced layers are kept: ``$TESTBED_CACHE`` or ``~/.cache/ml-testbed``."""
-    return Path(os.environ.get("TESTBED_CACHE") or Path.home() / ".cache" / "ml-testbed")
-
-
 @functools.cache
 def _source_key() -> str:
     """Changes whenever the models, the tracer or torch change."""
@@ -719,11 +713,6 @@ def task_layers(task: str) -> tuple[Layer, ...]:
     except (OSError, ValueError, TypeError):
         pass  # not cached yet, or unreadable: trace again
     layers = extract_layers(build_model(task), example_input(task))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-            json.dump([dataclasses.asdict(layer) for layer in layers], f)
-        os.replace(f.name, path)
-    except OSError:
-        pass  # a read-only cache only costs a re-trace next time
+    rows = [dataclasses.asdict(layer) for layer in layers]
+    write_atomic(path, lambda f: json.dump(rows, f), text=True)
     return layers
