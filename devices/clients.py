@@ -1,0 +1,250 @@
+"""Federated client devices: compute speed, bandwidth, availability and mid-round dropout.
+
+A population of N clients is held as arrays (one entry per client), never as N
+objects, so 10,000 clients cost a few hundred kilobytes. Speeds and bandwidths are
+drawn from log-normal distributions (the shape FedScale's device and MobiPerf
+bandwidth traces have; the medians are assumptions, all config values) or read from
+a CSV trace. Availability is always-on, an alternating on/off process with
+exponential durations, or a CSV trace of windows. The network is a networkx graph
+``client -> (optional edge aggregator) -> server`` whose links give transfer times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+
+from sim.config import StrictModel
+from sim.errors import ConfigError
+
+SERVER = "server"
+TRACE_COLUMNS = ("client", "speed_flops_per_s", "upload_bytes_per_s", "download_bytes_per_s")
+WINDOW_COLUMNS = ("client", "start_s", "end_s")
+
+
+class LogNormal(StrictModel):
+    """A positive quantity drawn per client: ``median * exp(sigma * N(0, 1))``."""
+
+    median: PositiveFloat
+    sigma: NonNegativeFloat = 0.5
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.median * np.exp(self.sigma * rng.standard_normal(n))
+
+
+class AvailabilityConfig(StrictModel):
+    """When clients can be reached.
+
+    ``always``: every client, all the time. ``on_off``: each client alternates
+    exponential on and off periods (means ``mean_on_s``, ``mean_off_s``) and starts on
+    with the stationary probability. ``trace``: the windows in ``trace_csv`` (columns
+    ``client, start_s, end_s``); a client is available inside its windows only.
+    """
+
+    mode: Literal["always", "on_off", "trace"] = "always"
+    mean_on_s: PositiveFloat = 600.0
+    mean_off_s: PositiveFloat = 300.0
+    trace_csv: str | None = None
+
+    @model_validator(mode="after")
+    def _trace_file(self) -> AvailabilityConfig:
+        if (self.mode == "trace") != (self.trace_csv is not None):
+            raise ValueError("trace_csv is needed with mode 'trace' and only then")
+        return self
+
+
+class TopologyConfig(StrictModel):
+    """Clients reach the server directly, or through ``edge_aggregators`` (hierarchical).
+
+    With aggregators, client ``i`` hangs off aggregator ``i mod edge_aggregators``; an
+    aggregator combines its clients' updates and sends one model over its backhaul link.
+    """
+
+    edge_aggregators: int = Field(0, ge=0)
+    client_latency_s: NonNegativeFloat = 0.05
+    backhaul_bytes_per_s: PositiveFloat = 125e6
+    backhaul_latency_s: NonNegativeFloat = 0.01
+
+
+class ClientsConfig(StrictModel):
+    """The client population: how many, how fast, how connected, how reliable.
+
+    ``speed_flops_per_s`` is effective training throughput (small models on phones run
+    far below peak). ``dropout_probability`` is the chance a participating client quits
+    mid-round (at a uniformly drawn point of its work). ``trace_csv`` replaces the three
+    distributions with per-client columns ``client, speed_flops_per_s,
+    upload_bytes_per_s, download_bytes_per_s``.
+    """
+
+    count: PositiveInt = 100
+    speed_flops_per_s: LogNormal = Field(default_factory=lambda: LogNormal(median=2e6, sigma=1.0))
+    upload_bytes_per_s: LogNormal = Field(default_factory=lambda: LogNormal(median=6e5, sigma=0.7))
+    download_bytes_per_s: LogNormal = Field(default_factory=lambda: LogNormal(median=2.5e6, sigma=0.7))
+    trace_csv: str | None = None
+    compute_power_w: NonNegativeFloat = 2.0
+    radio_power_w: NonNegativeFloat = 0.8
+    dropout_probability: float = Field(0.0, ge=0.0, lt=1.0)
+    availability: AvailabilityConfig = Field(default_factory=AvailabilityConfig)
+    topology: TopologyConfig = Field(default_factory=TopologyConfig)
+
+
+def _read_csv(path: str, field: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{field}: no such file {path!r}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{field}: cannot parse {path!r} as CSV ({exc})") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ConfigError(
+            f"{field}: {path!r} is missing column(s) {', '.join(missing)} (needs {', '.join(columns)})"
+        )
+    values = frame[list(columns)].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna().any(axis=1) | (values < 0).any(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+        raise ConfigError(f"{field}: row {row} of {path!r}: every value must be a number >= 0")
+    return values
+
+
+def read_device_trace(path: str, count: int, field: str = "clients.trace_csv") -> pd.DataFrame:
+    """Per-client speed and bandwidths from a CSV, one row per client ``0 .. count-1``."""
+    frame = _read_csv(path, field, TRACE_COLUMNS)
+    ids = frame["client"].to_numpy()
+    if sorted(ids.tolist()) != list(range(count)):
+        raise ConfigError(f"{field}: {path!r} must have one row for each client 0..{count - 1}")
+    if (frame[list(TRACE_COLUMNS[1:])] <= 0).any(axis=None):
+        raise ConfigError(f"{field}: {path!r}: speeds and bandwidths must be > 0")
+    return frame.sort_values("client").reset_index(drop=True)
+
+
+def read_windows(path: str, count: int, field: str = "clients.availability.trace_csv") -> pd.DataFrame:
+    """Availability windows from a CSV; windows of one client must not overlap."""
+    frame = _read_csv(path, field, WINDOW_COLUMNS)
+    if ((frame["client"] >= count) | (frame["client"] != frame["client"].round())).any():
+        raise ConfigError(f"{field}: {path!r}: client ids must be integers in 0..{count - 1}")
+    if (frame["end_s"] <= frame["start_s"]).any():
+        row = int(np.flatnonzero((frame["end_s"] <= frame["start_s"]).to_numpy())[0]) + 2
+        raise ConfigError(f"{field}: row {row} of {path!r}: end_s must be after start_s")
+    ordered = frame.sort_values(["client", "start_s"], kind="stable")
+    same = ordered["client"].to_numpy()[1:] == ordered["client"].to_numpy()[:-1]
+    overlap = same & (ordered["start_s"].to_numpy()[1:] < ordered["end_s"].to_numpy()[:-1])
+    if overlap.any():
+        client = int(ordered["client"].to_numpy()[1:][overlap][0])
+        raise ConfigError(f"{field}: {path!r}: windows of client {client} overlap")
+    return ordered.reset_index(drop=True)
+
+
+class Availability:
+    """Who is reachable when: ``available(t)`` and ``online_until(t)`` over all clients.
+
+    Queries must come in non-decreasing time order (the simulation clock's order), so
+    the on/off process is advanced lazily and costs O(N) per query, whatever the horizon.
+    """
+
+    def __init__(self, cfg: AvailabilityConfig, count: int, rng: np.random.Generator):
+        self.mode, self.count = cfg.mode, count
+        if cfg.mode == "on_off":
+            self._means = np.array([cfg.mean_off_s, cfg.mean_on_s])
+            p_on = cfg.mean_on_s / (cfg.mean_on_s + cfg.mean_off_s)
+            self._on = rng.random(count) < p_on
+            self._rng = rng
+            self._until = rng.exponential(self._means[self._on.astype(int)])
+        elif cfg.mode == "trace":
+            windows = read_windows(cfg.trace_csv, count)
+            self._client = windows["client"].to_numpy(int)
+            self._start = windows["start_s"].to_numpy(float)
+            self._end = windows["end_s"].to_numpy(float)
+
+    def _advance(self, t: float) -> None:
+        due = self._until <= t
+        while due.any():
+            self._on[due] = ~self._on[due]
+            self._until[due] += self._rng.exponential(self._means[self._on[due].astype(int)])
+            due = self._until <= t
+
+    def online_until(self, t: float) -> np.ndarray:
+        """For each client, when its current availability ends (``-inf`` if offline at ``t``)."""
+        if self.mode == "always":
+            return np.full(self.count, np.inf)
+        if self.mode == "on_off":
+            self._advance(t)
+            return np.where(self._on, self._until, -np.inf)
+        inside = (self._start <= t) & (t < self._end)
+        until = np.full(self.count, -np.inf)
+        until[self._client[inside]] = self._end[inside]
+        return until
+
+    def available(self, t: float) -> np.ndarray:
+        return self.online_until(t) > t
+
+
+@dataclass
+class ClientPopulation:
+    """Per-client device arrays (length N), the network graph, and link times derived from it."""
+
+    speed_flops_per_s: np.ndarray
+    upload_bytes_per_s: np.ndarray
+    download_bytes_per_s: np.ndarray
+    availability: Availability
+    graph: nx.Graph
+    cfg: ClientsConfig
+
+    @classmethod
+    def build(cls, cfg: ClientsConfig, rng: np.random.Generator) -> ClientPopulation:
+        n = cfg.count
+        if cfg.trace_csv is not None:
+            trace = read_device_trace(cfg.trace_csv, n)
+            speed, up, down = (trace[c].to_numpy(float) for c in TRACE_COLUMNS[1:])
+        else:
+            speed = cfg.speed_flops_per_s.draw(rng, n)
+            up = cfg.upload_bytes_per_s.draw(rng, n)
+            down = cfg.download_bytes_per_s.draw(rng, n)
+        availability = Availability(cfg.availability, n, rng)
+        return cls(speed, up, down, availability, topology(cfg.topology, n), cfg)
+
+    def __post_init__(self) -> None:
+        n, graph = len(self.speed_flops_per_s), self.graph
+        parents = (next(iter(graph[i])) for i in range(n))
+        self.link_latency_s = np.array([graph.edges[i, p]["latency"] for i, p in enumerate(parents)])
+        aggregators = self.cfg.topology.edge_aggregators
+        self.aggregator = np.arange(n) % aggregators if aggregators else np.full(n, -1)
+
+    @property
+    def count(self) -> int:
+        return len(self.speed_flops_per_s)
+
+    def backhaul_s(self, size_bytes: float) -> np.ndarray:
+        """Per aggregator: latency + bytes / bandwidth of its link to the server (empty if none)."""
+        edges = [self.graph.edges[f"agg{j}", SERVER] for j in range(self.cfg.topology.edge_aggregators)]
+        return np.array([e["latency"] + size_bytes / e["bandwidth"] for e in edges])
+
+    def download_s(self, size_bytes: float) -> np.ndarray:
+        """Per client: server -> (aggregator ->) client."""
+        own = self.link_latency_s + size_bytes / self.download_bytes_per_s
+        if self.cfg.topology.edge_aggregators:
+            own = own + self.backhaul_s(size_bytes)[self.aggregator]
+        return own
+
+    def upload_s(self, size_bytes: float) -> np.ndarray:
+        """Per client: client -> its parent (the server, or its aggregator)."""
+        return self.link_latency_s + size_bytes / self.upload_bytes_per_s
+
+
+def topology(cfg: TopologyConfig, count: int) -> nx.Graph:
+    """``client i -> agg j -> server`` (or ``client i -> server``); client links carry latency."""
+    graph = nx.Graph()
+    if cfg.edge_aggregators:
+        for j in range(cfg.edge_aggregators):
+            graph.add_edge(
+                f"agg{j}", SERVER, bandwidth=cfg.backhaul_bytes_per_s, latency=cfg.backhaul_latency_s
+            )
+    parents = [f"agg{i % cfg.edge_aggregators}" if cfg.edge_aggregators else SERVER for i in range(count)]
+    graph.add_edges_from((i, parent, {"latency": cfg.client_latency_s}) for i, parent in enumerate(parents))
+    return graph

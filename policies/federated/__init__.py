@@ -1,0 +1,8 @@
+"""Federated policies: client selection and server aggregation.
+
+Every module in this folder is imported, so a new policy is one new file.
+"""
+
+from sim.registry import import_submodules
+
+import_submodules(__name__, __path__)

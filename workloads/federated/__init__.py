@@ -1,0 +1,39 @@
+"""Scenario kind ``federated``: clients on heterogeneous devices train a real model in rounds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.kernel import Kernel
+from sim.registry import register
+from workloads.federated import study
+from workloads.federated.spec import FederatedSpec
+from workloads.federated.world import FederatedWorld
+
+
+@register("scenario", "federated")
+class FederatedKind:
+    """Federated learning as a system: selection, download, local training, upload, aggregation."""
+
+    Spec = FederatedSpec
+    headline_metrics = (
+        "final_accuracy",
+        "time_to_target_s",
+        "sim_time_s",
+        "client_energy_j",
+        "bytes_up",
+        "dropped_updates",
+    )
+
+    sweep_figures = staticmethod(study.sweep_figures)
+    sweep_tables = staticmethod(study.sweep_tables)
+
+    @staticmethod
+    def build(spec: FederatedSpec, kernel: Kernel) -> FederatedWorld:
+        return FederatedWorld(spec, kernel)
+
+    @staticmethod
+    def figures(tables: dict[str, Any], summary: dict[str, float], spec: FederatedSpec) -> dict[str, Any]:
+        from workloads.federated.figures import federated_figures
+
+        return federated_figures(tables, summary, spec.target_accuracy)

@@ -1,0 +1,192 @@
+"""Federated datasets and their partitions into clients, as index views into one copy.
+
+Datasets ship with scikit-learn (nothing is downloaded). ``digits_shifted`` adds the
+eight one-pixel shifts of every digits image (9x the samples, about 16,000) so that
+thousands of clients still hold data. Features are standardised by the training part's mean and
+standard deviation (constant features only centred). A partition is one permutation of the training
+indices plus per-client offsets: client ``k``'s data is ``x[indices(k)]``, a view of
+the shared tensors, so memory does not grow with the number of clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field, PositiveFloat, model_validator
+
+from sim.config import StrictModel
+
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+DATASETS = ("digits", "digits_shifted", "wine", "breast_cancer")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One shared copy of a dataset, split into train and test tensors."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    class_names: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_features(self) -> int:
+        return self.x_train.shape[1]
+
+
+def _shifted(images: np.ndarray) -> np.ndarray:
+    """The image and its eight one-pixel shifts (zero fill), stacked: [9, N, 8, 8]."""
+    out = []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            moved = np.zeros_like(images)
+            src = images[:, max(0, -dy) : 8 - max(0, dy), max(0, -dx) : 8 - max(0, dx)]
+            moved[:, max(0, dy) : 8 - max(0, -dy), max(0, dx) : 8 - max(0, -dx)] = src
+            out.append(moved)
+    return np.stack(out)
+
+
+@lru_cache(maxsize=4)
+def load_dataset(name: str, test_fraction: float = 0.2) -> Dataset:
+    """A bundled scikit-learn dataset, standardised by its training part, split by a fixed shuffle.
+
+    The split is fixed (seeded by the dataset's name, not the run's seed), so every
+    run evaluates on the same test samples; for ``digits_shifted`` the shifts of a
+    test image stay in the test part.
+    """
+    from sklearn import datasets
+
+    from sim.kernel import seed_sequence
+
+    loader = {
+        "digits": datasets.load_digits,
+        "digits_shifted": datasets.load_digits,
+        "wine": datasets.load_wine,
+        "breast_cancer": datasets.load_breast_cancer,
+    }[name]
+    bunch = loader()
+    x, y = bunch.data.astype(np.float32), bunch.target.astype(np.int64)
+    order = np.random.default_rng(seed_sequence(0, f"split/{name}")).permutation(len(y))
+    n_test = int(round(test_fraction * len(y)))
+    test, train = order[:n_test], order[n_test:]
+    if name == "digits_shifted":
+        images = _shifted(x[train].reshape(-1, 8, 8))
+        x_train, y_train = images.reshape(-1, 64), np.tile(y[train], 9)
+    else:
+        x_train, y_train = x[train], y[train]
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    scale = lambda a: ((a - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)  # noqa: E731
+    names = DIGIT_NAMES if name.startswith("digits") else tuple(str(c) for c in bunch.target_names)
+    return Dataset(
+        name,
+        torch.from_numpy(scale(x_train)),
+        torch.from_numpy(y_train),
+        torch.from_numpy(scale(x[test])),
+        torch.from_numpy(y[test]),
+        names,
+    )
+
+
+class PartitionConfig(StrictModel):
+    """How training samples are dealt to clients (every sample to at most one client).
+
+    ``iid``: a uniform random deal. ``dirichlet``: per class, shares drawn from
+    Dirichlet(``alpha``) over clients (smaller alpha, more skew). ``exclusive``: each
+    client owns ``classes_per_client`` random classes; a class's samples go to its
+    owners, except ``unlabelled_share`` of them, dealt to non-owners, who hold them
+    without labels (FedAlign's setting: clients see samples of classes they do not
+    annotate).
+    """
+
+    scheme: Literal["iid", "dirichlet", "exclusive"] = "iid"
+    alpha: PositiveFloat = 0.5
+    classes_per_client: int = Field(3, ge=1)
+    unlabelled_share: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _scheme_fields(self) -> PartitionConfig:
+        if self.scheme != "exclusive" and self.unlabelled_share:
+            raise ValueError(f"unlabelled_share only applies to scheme 'exclusive', not {self.scheme!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Client ``k`` holds ``order[offsets[k]:offsets[k+1]]`` and knows labels of ``owned[k]``."""
+
+    order: np.ndarray
+    offsets: np.ndarray
+    owned: np.ndarray | None
+
+    @property
+    def num_clients(self) -> int:
+        return len(self.offsets) - 1
+
+    def indices(self, client: int) -> np.ndarray:
+        return self.order[self.offsets[client] : self.offsets[client + 1]]
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def labelled_sizes(self, labels: np.ndarray) -> np.ndarray:
+        """Per client, how many of its samples carry a label it knows."""
+        if self.owned is None:
+            return self.sizes()
+        client = np.repeat(np.arange(self.num_clients), self.sizes())
+        known = self.owned[client, labels[self.order]]
+        return np.bincount(client[known], minlength=self.num_clients)
+
+
+def _deal(groups: list[np.ndarray], num_clients: int) -> Partition:
+    """One Partition from per-client index arrays (concatenated into one ``order``)."""
+    sizes = np.array([len(g) for g in groups])
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    order = np.concatenate(groups) if groups else np.empty(0, int)
+    return Partition(order.astype(np.int64), offsets, None)
+
+
+def _split_among(indices: np.ndarray, clients: np.ndarray, shares: np.ndarray, into: list[list]) -> None:
+    cuts = (np.cumsum(shares)[:-1] * len(indices)).round().astype(int)
+    for client, part in zip(clients, np.split(indices, cuts)):
+        into[client].append(part)
+
+
+def partition(
+    cfg: PartitionConfig, labels: np.ndarray, num_clients: int, num_classes: int, rng: np.random.Generator
+) -> Partition:
+    """Deal ``len(labels)`` training samples to ``num_clients`` clients by ``cfg.scheme``."""
+    if cfg.scheme == "iid":
+        return _deal(np.array_split(rng.permutation(len(labels)), num_clients), num_clients)
+    groups: list[list] = [[] for _ in range(num_clients)]
+    everyone = np.arange(num_clients)
+    owned = None
+    if cfg.scheme == "exclusive":
+        owned = np.zeros((num_clients, num_classes), bool)
+        for k in range(num_clients):
+            owned[k, rng.choice(num_classes, cfg.classes_per_client, replace=False)] = True
+    for c in range(num_classes):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        if cfg.scheme == "dirichlet":
+            _split_among(members, everyone, rng.dirichlet(np.full(num_clients, cfg.alpha)), groups)
+            continue
+        owners = np.flatnonzero(owned[:, c])
+        others = np.flatnonzero(~owned[:, c])
+        if len(owners) == 0:  # nobody annotates this class: all its samples are unlabelled
+            owners, others = others, owners
+        n_unlabelled = int(round(cfg.unlabelled_share * len(members))) if len(others) else 0
+        labelled, unlabelled = members[n_unlabelled:], members[:n_unlabelled]
+        _split_among(labelled, owners, np.full(len(owners), 1 / len(owners)), groups)
+        if n_unlabelled:
+            _split_among(unlabelled, others, np.full(len(others), 1 / len(others)), groups)
+    dealt = _deal([np.concatenate(g) if g else np.empty(0, int) for g in groups], num_clients)
+    return Partition(dealt.order, dealt.offsets, owned)

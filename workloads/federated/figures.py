@@ -1,0 +1,54 @@
+"""Figures of a ``federated`` run: accuracy over simulated time and rounds, a client timeline."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+PHASES = (("start_s", "download_end_s", "tab:blue"), ("download_end_s", "compute_end_s", "tab:orange"))
+OUTCOME_MARKS = {"dropped": ("x", "tab:red"), "straggler": ("|", "tab:purple"), "late": ("|", "tab:brown")}
+
+
+def federated_figures(
+    tables: dict[str, pd.DataFrame], summary: dict[str, float], target_accuracy: float, rounds_shown: int = 6
+) -> dict[str, Figure]:
+    curve, trips = tables["curve"], tables["participation"]
+    figures = {}
+    for x, label in (("time_s", "simulated time (s)"), ("round", "round (aggregations)")):
+        fig = Figure(figsize=(5, 3.2), layout="constrained")
+        ax = fig.subplots()
+        ax.plot(curve[x], curve["accuracy"], marker="o", ms=3)
+        ax.axhline(target_accuracy, color="grey", ls=":", lw=1, label=f"target {target_accuracy:g}")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"accuracy against {label.split(' (')[0]}")
+        ax.legend(fontsize=8)
+        figures[f"accuracy_vs_{x.removesuffix('_s')}"] = fig
+
+    shown = trips[trips["version"] < rounds_shown].reset_index(drop=True)
+    fig = Figure(figsize=(7, 0.6 + 0.045 * max(len(shown), 20)), layout="constrained")
+    ax = fig.subplots()
+    rows = range(len(shown))
+    end = shown[["arrive_s", "drop_s"]].min(axis=1)
+    for begin, finish, colour in PHASES:
+        stop = shown[finish].clip(upper=end)
+        ax.barh(rows, (stop - shown[begin]).clip(lower=0), left=shown[begin], color=colour, height=0.8)
+    upload = (end - shown["compute_end_s"]).clip(lower=0)
+    ax.barh(rows, upload, left=shown["compute_end_s"], color="tab:green", height=0.8)
+    for outcome, (marker, colour) in OUTCOME_MARKS.items():
+        hit = shown["outcome"] == outcome
+        ax.scatter(end[hit], shown.index[hit], marker=marker, color=colour, s=18, label=outcome, zorder=3)
+    for t in curve["time_s"].iloc[1 : rounds_shown + 1]:
+        ax.axvline(t, color="black", lw=0.6, ls="--")
+    ax.invert_yaxis()
+    ax.set_yticks([])
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("participations")
+    ax.set_title(
+        f"first {rounds_shown} rounds: download (blue), training (orange), upload (green); "
+        "dashed: aggregations",
+        fontsize=8,
+    )
+    ax.legend(fontsize=7, loc="lower right")
+    figures["client_timeline"] = fig
+    return figures

@@ -1,0 +1,308 @@
+"""The ``federated`` world: rounds of selection, download, local training, upload, aggregation.
+
+Simulated time comes from the device models only; the real PyTorch training runs
+when an aggregation needs the updates, all of its clients as one stacked model
+(``workloads.federated.training``). Per participation the world works out, from the
+client's speed, bandwidths and availability, when each phase ends and whether the
+client drops, straggles or delivers; only delivered updates are trained. A drop is
+noticed by the server when it happens (a lost connection), not at a timeout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.func import functional_call
+
+from devices.clients import ClientPopulation
+from policies.federated.base import ClientView
+from sim.kernel import Kernel
+from workloads.cache import pinned_threads
+from workloads.federated.data import load_dataset, partition
+from workloads.federated.models import MLP, AnchoredMLP
+from workloads.federated.spec import FederatedSpec
+from workloads.federated.training import LocalTraining, flops_per_sample, model_bytes, train_clients
+
+OUTCOMES = ("kept", "dropped", "straggler", "late")
+KEPT, DROPPED, STRAGGLER, LATE = range(4)
+
+
+@dataclass
+class Trips:
+    """Participations started together (arrays over their clients): phase ends and drops."""
+
+    clients: np.ndarray
+    version: np.ndarray
+    start_s: np.ndarray
+    download_end_s: np.ndarray
+    compute_end_s: np.ndarray
+    arrive_s: np.ndarray
+    drop_s: np.ndarray  # inf where the client does not drop
+
+    @property
+    def delivers(self) -> np.ndarray:
+        return self.drop_s > self.arrive_s
+
+    def take(self, which: np.ndarray | int) -> Trips:
+        return Trips(*(np.atleast_1d(getattr(self, f.name)[which]) for f in fields(self)))
+
+    @staticmethod
+    def concat(parts: list[Trips]) -> Trips:
+        return Trips(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Trips)))
+
+
+def build_model(objective: str, data, hidden: tuple[int, ...], embedding_dim: int, kernel: Kernel):
+    """The MLP clients train, or its label-anchored split twin, initialised from the run's seed."""
+    generator = kernel.torch_generator("init")
+    if objective == "label_anchored":
+        return AnchoredMLP(
+            data.num_features,
+            hidden,
+            embedding_dim,
+            data.class_names,
+            generator=generator,
+            embed_dim=embedding_dim,
+        )
+    return MLP(data.num_features, hidden, data.num_classes, generator=generator)
+
+
+class FederatedWorld:
+    """Clients train a real model in synchronous rounds or under a buffered async server."""
+
+    def __init__(self, spec: FederatedSpec, kernel: Kernel):
+        self.spec, self.env = spec, kernel.env
+        self.data = data = load_dataset(spec.dataset)
+        labels = data.y_train.numpy()
+        self.partition = partition(
+            spec.partition, labels, spec.clients.count, data.num_classes, kernel.rng("partition")
+        )
+        self.population = pop = ClientPopulation.build(spec.clients, kernel.rng("clients"))
+        self.selection = spec.selection.build()
+        self.aggregation = spec.aggregation.build()
+        self.local = LocalTraining(
+            epochs=spec.local.epochs,
+            batch_size=spec.local.batch_size,
+            lr=spec.local.lr,
+            prox_mu=self.aggregation.prox_mu,
+            objective=self.aggregation.objective,
+            pseudo_label_threshold=spec.local.pseudo_label_threshold,
+        )
+        self.model = build_model(
+            self.aggregation.objective, data, tuple(spec.model.hidden), spec.model.embedding_dim, kernel
+        )
+        self.params = {name: p.detach() for name, p in self.model.named_parameters()}
+        self.model_bytes = model_bytes(self.params)
+        work = self.partition.sizes() * spec.local.epochs * flops_per_sample(self.model, data.num_features)
+        self.compute_s = work / pop.speed_flops_per_s
+        self.download_s = pop.download_s(self.model_bytes)
+        self.upload_s = pop.upload_s(self.model_bytes)
+        if spec.mode == "async" and pop.cfg.topology.edge_aggregators:
+            self.upload_s = self.upload_s + pop.backhaul_s(self.model_bytes)[pop.aggregator]
+        self.expected_s = self.download_s + self.compute_s + self.upload_s
+        n = spec.clients.count
+        self.labelled = self.partition.labelled_sizes(labels)
+        self.last_loss = np.full(n, np.nan)
+        self.last_round = np.full(n, -1)
+        self.busy = np.zeros(n, bool)
+        self.flight_version = np.zeros(n, int)
+        self._rng = {name: kernel.rng(name) for name in ("selection", "dropout", "shuffle")}
+        self.version = 0
+        self.versions = {0: self.params}
+        self.buffer: list[Trips] = []  # async: delivered updates waiting for aggregation
+        self.bytes_up = self.bytes_down = 0.0
+        self.records: list[tuple[Trips, np.ndarray, np.ndarray]] = []  # (trips, outcome, energy_j)
+        self.curve: list[tuple[int, float, float, float, int]] = []
+        self._evaluate(0)
+
+    # ---- the simulation ---------------------------------------------------------------------
+    def run(self) -> None:
+        """Simulate to the last aggregation or ``max_time_s``; torch on one thread, so any
+        process (a sweep worker, a notebook) computes the same bits."""
+        with pinned_threads(1):
+            self._run()
+
+    def _run(self) -> None:
+        self.done = self.env.event()
+        if self.spec.mode == "sync":
+            self.env.process(self._sync_rounds())
+        else:
+            self._dispatch(self.spec.asynchronous.concurrency)
+        self.env.run(until=self.env.any_of([self.done, self.env.timeout(self.spec.max_time_s)]))
+
+    def _select(self, n: int):
+        view = ClientView(
+            now_s=self.env.now,
+            round=self.version,
+            available=self.population.availability.available(self.env.now) & ~self.busy,
+            expected_round_s=self.expected_s,
+            num_samples=self.labelled,
+            last_loss=self.last_loss,
+            last_round=self.last_round,
+        )
+        return self.selection.select(view, n, self._rng["selection"])
+
+    def _start(self, clients: np.ndarray) -> Trips:
+        """Plan the participations of ``clients`` starting now: when each phase ends, who drops."""
+        now, n, rng = self.env.now, len(clients), self._rng["dropout"]
+        download_end = now + self.download_s[clients]
+        compute_end = download_end + self.compute_s[clients]
+        arrive = compute_end + self.upload_s[clients]
+        offline_s = self.population.availability.online_until(now)[clients]
+        quits = rng.random(n) < self.population.cfg.dropout_probability
+        drop = np.where(quits, now + rng.random(n) * (arrive - now), np.inf)
+        drop = np.where(offline_s < np.minimum(arrive, drop), offline_s, drop)
+        relays = len(np.unique(self.population.aggregator[clients][self.population.aggregator[clients] >= 0]))
+        self.bytes_down += self.model_bytes * (n + relays)
+        self.busy[clients] = True
+        self.flight_version[clients] = self.version
+        version = np.full(n, self.version)
+        return Trips(clients, version, np.full(n, now), download_end, compute_end, arrive, drop)
+
+    def _sync_rounds(self):
+        while self.version < self.spec.rounds:
+            chosen = self._select(self.spec.clients_per_round)
+            if len(chosen.clients) == 0:
+                yield self.env.timeout(self.spec.retry_s)
+                continue
+            trips = self._start(chosen.clients)
+            outcome = np.where(trips.delivers, KEPT, DROPPED)
+            close = float(np.minimum(trips.arrive_s, trips.drop_s).max())
+            if chosen.deadline_s is not None:
+                close = min(close, self.env.now + chosen.deadline_s)
+                outcome[trips.delivers & (trips.arrive_s > close)] = LATE
+            if chosen.keep_first is not None and trips.delivers.sum() > chosen.keep_first:
+                close = float(np.sort(trips.arrive_s[trips.delivers])[chosen.keep_first - 1])
+                outcome[trips.delivers & (trips.arrive_s > close)] = STRAGGLER
+            close = max(close, self._relayed_s(trips, outcome == KEPT))
+            yield self.env.timeout(close - self.env.now)
+            self._record(trips, outcome, close)
+            self.busy[trips.clients] = False
+            self._aggregate(trips.take(outcome == KEPT))
+        self.done.succeed()
+
+    def _relayed_s(self, trips: Trips, kept: np.ndarray) -> float:
+        """With edge aggregators: each forwards one combined model after its last kept update."""
+        pop = self.population
+        if not pop.cfg.topology.edge_aggregators or not kept.any():
+            return -math.inf
+        last = pd.Series(trips.arrive_s[kept]).groupby(pop.aggregator[trips.clients[kept]]).max()
+        self.bytes_up += self.model_bytes * len(last)
+        hop_s = pop.backhaul_s(self.model_bytes)
+        return float((last + hop_s[last.index.to_numpy()]).max())
+
+    def _record(self, trips: Trips, outcome: np.ndarray, close_s: float) -> None:
+        """Energy of each participation up to its end (delivery, drop, or the round closing)."""
+        cfg = self.population.cfg
+        end = np.minimum(np.minimum(trips.arrive_s, trips.drop_s), close_s)
+        end = np.where(outcome == KEPT, trips.arrive_s, end)
+        radio_s = np.clip(end, trips.start_s, trips.download_end_s) - trips.start_s
+        radio_s += np.clip(end, trips.compute_end_s, trips.arrive_s) - trips.compute_end_s
+        compute_s = np.clip(end, trips.download_end_s, trips.compute_end_s) - trips.download_end_s
+        relayed = self.spec.mode == "async" and cfg.topology.edge_aggregators > 0
+        self.bytes_up += self.model_bytes * (1 + relayed) * int((outcome == KEPT).sum())
+        self.records.append((trips, outcome, cfg.radio_power_w * radio_s + cfg.compute_power_w * compute_s))
+
+    # ---- async (FedBuff) ---------------------------------------------------------------------
+    def _dispatch(self, slots: int) -> None:
+        """Start up to ``slots`` clients now; retry later for the slots nobody could fill."""
+        if slots <= 0 or self.done.triggered:
+            return
+        chosen = self._select(slots).clients
+        missing = slots - len(chosen)
+        if missing:
+            self.env.timeout(self.spec.retry_s).callbacks.append(lambda _e: self._dispatch(missing))
+        if len(chosen) == 0:
+            return
+        trips = self._start(chosen)
+        for i in range(len(chosen)):
+            one = trips.take(i)
+            at = float(min(one.arrive_s[0], one.drop_s[0]))
+            self.env.timeout(at - self.env.now).callbacks.append(lambda _e, one=one: self._returned(one))
+
+    def _returned(self, one: Trips) -> None:
+        if self.done.triggered:
+            return
+        self.busy[one.clients] = False
+        if not one.delivers[0]:
+            self._record(one, np.array([DROPPED]), math.inf)
+            self._dispatch(1)
+            return
+        self.buffer.append(one)
+        if len(self.buffer) < self.spec.asynchronous.buffer:
+            self._dispatch(1)
+            return
+        batch, self.buffer = Trips.concat(self.buffer), []
+        self._record(batch, np.full(len(batch.clients), KEPT), math.inf)
+        self._aggregate(batch)
+        if self.version >= self.spec.rounds:
+            self.done.succeed()
+            return
+        self._dispatch(self.spec.asynchronous.concurrency - int(self.busy.sum()))
+
+    # ---- training, aggregation, evaluation --------------------------------------------------
+    def _aggregate(self, kept: Trips) -> None:
+        """Train the delivered updates (one stacked call), aggregate them, evaluate the new model."""
+        staleness = self.version - kept.version
+        decay = (1.0 + staleness) ** -self.spec.asynchronous.staleness_exponent
+        weights = self.labelled[kept.clients] * decay
+        useful = weights > 0
+        if useful.any():
+            kept, weights = kept.take(useful), weights[useful]
+            start = self._start_params(kept.version)
+            indices = [self.partition.indices(int(c)) for c in kept.clients]
+            owned = None if self.partition.owned is None else self.partition.owned[kept.clients]
+            seeds = self._rng["shuffle"].integers(0, 2**63, size=len(indices))
+            updates = train_clients(
+                self.model, start, self.data.x_train, self.data.y_train, indices, self.local, seeds, owned
+            )
+            self.last_loss[kept.clients] = self._start_loss(kept, indices)
+            self.last_round[kept.clients] = self.version
+            trained = updates.params
+            if (kept.version != self.version).any():  # async: apply each client's change to today's model
+                trained = {n: trained[n] - start[n] + self.params[n] for n in trained}
+            self.params = self.aggregation.aggregate(self.params, trained, weights, owned)
+        self.version += 1
+        in_flight = {*self.flight_version[self.busy].tolist(), *(int(t.version[0]) for t in self.buffer)}
+        self.versions = {v: p for v, p in self.versions.items() if v in in_flight}
+        self.versions[self.version] = self.params
+        self._evaluate(int(useful.sum()))
+
+    def _start_params(self, versions: np.ndarray) -> dict[str, torch.Tensor]:
+        """The model each client downloaded: one set if all match, else stacked per client."""
+        if (versions == versions[0]).all():
+            return self.versions[int(versions[0])]
+        return {name: torch.stack([self.versions[int(v)][name] for v in versions]) for name in self.params}
+
+    def _start_loss(self, kept: Trips, indices: list[np.ndarray]) -> np.ndarray:
+        """Each client's mean loss, under the model it downloaded, over its labelled samples."""
+        losses = np.zeros(len(indices))
+        owned = self.partition.owned
+        with torch.no_grad():
+            for version in np.unique(kept.version):
+                rows = np.flatnonzero(kept.version == version)
+                idx = np.concatenate([indices[r] for r in rows])
+                who = np.repeat(rows, [len(indices[r]) for r in rows])
+                logits = functional_call(self.model, self.versions[int(version)], (self.data.x_train[idx],))
+                y = self.data.y_train[idx]
+                loss = torch.nn.functional.cross_entropy(logits, y, reduction="none").double().numpy()
+                known = np.ones(len(idx), bool) if owned is None else owned[kept.clients[who], y.numpy()]
+                total = np.bincount(who[known], weights=loss[known], minlength=len(indices))
+                count = np.bincount(who[known], minlength=len(indices))
+                losses[rows] = (total / np.maximum(count, 1))[rows]
+        return losses
+
+    def _evaluate(self, updates: int) -> None:
+        with torch.no_grad():
+            logits = functional_call(self.model, self.params, (self.data.x_test,))
+            loss = torch.nn.functional.cross_entropy(logits, self.data.y_test).item()
+            accuracy = (logits.argmax(1) == self.data.y_test).double().mean().item()
+        self.curve.append((self.version, self.env.now, accuracy, loss, updates))
+
+    def results(self) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
+        from workloads.federated.metrics import summarise
+
+        return summarise(self)
