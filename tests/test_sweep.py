@@ -1,5 +1,6 @@
 """Sweeps: equal results on every backend, resume after SIGKILL, failure isolation, errors."""
 
+import contextlib
 import json
 import os
 import signal
@@ -96,7 +97,8 @@ def test_resume_after_sigkill_runs_each_run_once(tmp_path):
     done_before = {}
     while time.time() < deadline:
         if db.exists():
-            with sqlite3.connect(db) as con:
+            with sqlite3.connect(db) as con, contextlib.suppress(sqlite3.OperationalError):
+                # the file exists a moment before its table does
                 done_before = dict(
                     con.execute("SELECT id, finished_at FROM runs WHERE status='done'").fetchall()
                 )
