@@ -86,3 +86,28 @@ def test_thresholds_outside_unit_interval_are_rejected(field, value):
     name = "max_softmax" if field == "q" else "entropy"
     with pytest.raises(ValueError, match=field):
         registry.get("exit", name).Params(**{field: value})
+
+
+def test_predictive_exit_predictor_is_trained_once_per_store(tmp_path, monkeypatch):
+    import dataclasses
+
+    from policies.exit import predictive_exit
+    from workloads.cache import ArrayStore
+
+    monkeypatch.setenv("TESTBED_CACHE", str(tmp_path))
+    calib = dataclasses.replace(CALIB, store=ArrayStore("exit_predictors"))
+    first = registry.get("exit", "predictive_exit")(
+        q=0.9, max_accuracy_loss=0.005, predictor_steps=50, learning_rate=0.05
+    )
+    first.fit(calib)
+    assert len(list((tmp_path / "exit_predictors").glob("*.npz"))) == 1
+
+    def no_training(*args):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(predictive_exit, "_train", no_training)
+    again = registry.get("exit", "predictive_exit")(
+        q=0.9, max_accuracy_loss=0.005, predictor_steps=50, learning_rate=0.05
+    )
+    again.fit(dataclasses.replace(CALIB, store=ArrayStore("exit_predictors")))
+    assert np.array_equal(again.weight, first.weight) and np.array_equal(again.bias, first.bias)

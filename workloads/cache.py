@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import torch
 
 
@@ -48,3 +49,30 @@ def pinned_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+class ArrayStore:
+    """Tuples of arrays kept on disk by key (one ``.npz`` each under ``cache_dir()/name``).
+
+    Supports ``key in store``, ``store[key]`` and ``store[key] = arrays``; writes are
+    atomic, and an unreadable entry counts as missing.
+    """
+
+    def __init__(self, name: str):
+        self.root = cache_dir() / name
+
+    def _path(self, key: str) -> Path:
+        return self.root / f"{key}.npz"
+
+    def __contains__(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def __getitem__(self, key: str) -> tuple[np.ndarray, ...]:
+        try:
+            with np.load(self._path(key)) as saved:
+                return tuple(saved[f"arr_{i}"] for i in range(len(saved.files)))
+        except (OSError, ValueError, KeyError):
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, arrays: tuple[np.ndarray, ...]) -> None:
+        write_atomic(self._path(key), lambda f: np.savez(f, *arrays))

@@ -38,6 +38,10 @@ class Calibration:
     labels: np.ndarray  # int [n]
     segment_macs: np.ndarray  # [n_exits]: backbone MACs from exit k-1 to exit k
     head_macs: np.ndarray  # [n_exits]
+    # Where a policy may keep what it learns from this split, by a key it derives from
+    # the split and its code (``in``, ``[]``, ``[]=``); the edge world passes an on-disk
+    # store, so a predictor is trained once per machine, not once per run.
+    store: Any = None
 
 
 class ExitPolicy(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,11 +49,15 @@ class PredictiveExit:
 
     def fit(self, calib: Calibration) -> None:
         key = hashlib.sha256(
-            calib.probs.tobytes() + calib.labels.tobytes() + repr((self.steps, self.learning_rate)).encode()
+            _SOURCE
+            + calib.probs.tobytes()
+            + calib.labels.tobytes()
+            + repr((self.steps, self.learning_rate)).encode()
         ).hexdigest()
-        if key not in _TRAINED:  # deterministic, so each process trains a predictor once
-            _TRAINED[key] = _train(calib, self.steps, self.learning_rate)
-        self.weight, self.bias = _TRAINED[key]
+        store = {} if calib.store is None else calib.store
+        if key not in store:  # training is deterministic, so a stored predictor is the same one
+            store[key] = _train(calib, self.steps, self.learning_rate)
+        self.weight, self.bias = store[key]
         if self.q is None:
             predicted = self.predict(calib.probs)
             grid = np.linspace(0.5, 1.0, 101)
@@ -68,7 +73,7 @@ class PredictiveExit:
         return _plan(self.q, probs, self.predict(probs))
 
 
-_TRAINED: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+_SOURCE = Path(__file__).read_bytes()
 
 
 def _train(calib: Calibration, steps: int, learning_rate: float) -> tuple[np.ndarray, np.ndarray]:

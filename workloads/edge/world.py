@@ -25,10 +25,12 @@ from policies.dvfs.base import Work
 from policies.exit.base import Calibration
 from sim.kernel import Kernel
 from sim.recorder import Table
+from workloads.cache import ArrayStore
 from workloads.edge.spec import EdgeSpec
 from workloads.multiexit import ExitModel, load_exit_model
 from workloads.streams import arrivals
 
+PREDICTORS = "exit_predictors"  # on-disk store of what exit policies learn from the calib split
 REQUEST_COLUMNS = {
     "device": "i2",
     "sample": "i8",
@@ -70,7 +72,8 @@ class SamplePlan:
 
     def __init__(self, model: ExitModel, policy: Any):
         seg_macs, seg_bytes, head_macs, head_bytes = part_costs(model)
-        policy.fit(Calibration(model.calib_probs, model.calib_labels, seg_macs, head_macs))
+        store = ArrayStore(PREDICTORS)
+        policy.fit(Calibration(model.calib_probs, model.calib_labels, seg_macs, head_macs, store))
         plan = policy.plan(model.test_probs)
         cum_macs, cum_bytes = np.cumsum(seg_macs), np.cumsum(seg_bytes)
         heads = plan.heads_evaluated.astype(float)
