@@ -4,4 +4,4 @@ Importing this package registers every built-in policy (it is a ``testbed.plugin
 entry point).
 """
 
-from policies import dvfs, exit, federated, offload, scheduling  # noqa: F401
+from policies import acquisition, dvfs, exit, federated, offload, scheduling, user_choice  # noqa: F401

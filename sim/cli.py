@@ -103,9 +103,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{result.config.get('name', result.kind)}-seed{result.seed}")
     write_run(result, out, report=not args.no_report)
     print(f"wrote {out}  ({result.wall_time_s:.2f} s wall)")
-    for key in ("xrbench_score", "uxcost", "deadline_miss_rate", "energy_j"):
-        if key in result.summary:
-            print(f"  {key} = {result.summary[key]:.6g}")
+    for key in registry.get("scenario", result.kind).headline_metrics:
+        value = result.summary.get(key)
+        if isinstance(value, (int, float)):
+            print(f"  {key} = {value:.6g}")
     return 0
 
 

@@ -4,4 +4,4 @@ Importing this package registers its scenario kinds (it is a ``testbed.plugins``
 entry point).
 """
 
-from workloads import edge, federated, xr  # noqa: F401
+from workloads import edge, federated, market, xr  # noqa: F401

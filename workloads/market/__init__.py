@@ -1,0 +1,49 @@
+"""Scenario kind ``market``: competing predictors that buy data to win users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.kernel import Kernel
+from sim.registry import register
+from workloads.market import study
+from workloads.market.spec import MarketSpec
+from workloads.market.world import MarketWorld
+
+
+@register("scenario", "market")
+class MarketKind:
+    """Competing PyTorch predictors that learn from their users and buy data (Kwon et al., TMLR 2022)."""
+
+    Spec = MarketSpec
+    report_tables = ("predictors", "market_over_time")
+    headline_metrics = (
+        "overall_quality",
+        "qoe",
+        "diversity",
+        "market_share_hhi",
+        "purchases",
+        "budget_spent",
+    )
+
+    sweep_figures = staticmethod(study.sweep_figures)
+    sweep_tables = staticmethod(study.sweep_tables)
+
+    @staticmethod
+    def prepare(spec: MarketSpec) -> None:
+        """Read and check the data once, so a bad file stops a sweep before its workers start."""
+        from workloads.market.data import load_data
+        from workloads.market.world import check_fits, horizon
+
+        check_fits(spec, load_data(spec.data))
+        horizon(spec)
+
+    @staticmethod
+    def build(spec: MarketSpec, kernel: Kernel) -> MarketWorld:
+        return MarketWorld(spec, kernel)
+
+    @staticmethod
+    def figures(tables: dict[str, Any], summary: dict[str, float], spec: MarketSpec) -> dict[str, Any]:
+        from workloads.market.figures import market_figures
+
+        return market_figures(tables, summary)

@@ -1,0 +1,133 @@
+"""The ``market`` scenario file: users arriving over time and predictors competing for them."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+from sim.config import SUBFIELD_MARK, PolicyRef, StrictModel
+from workloads.market.data import DataConfig
+from workloads.streams import ArrivalConfig
+
+
+class PurchaseRef(PolicyRef):
+    family = "acquisition"
+
+
+class UserChoiceRef(PolicyRef):
+    family = "user_choice"
+
+
+class ModelConfig(StrictModel):
+    """A predictor's network: ``logistic`` (one linear layer, the reference) or ``mlp`` (one
+    hidden ReLU layer of ``hidden`` units)."""
+
+    arch: Literal["logistic", "mlp"] = "logistic"
+    hidden: PositiveInt = 64
+
+
+class DeviceConfig(StrictModel):
+    """The device that serves a predictor's users: ``servers`` parallel slots, each taking
+    ``service_s`` per request, first come first served."""
+
+    service_s: PositiveFloat = 0.1
+    servers: PositiveInt = 1
+
+
+class PredictorGroup(StrictModel):
+    """``count`` predictors of one architecture (held as one stacked model), each with
+    ``seed_points`` random pool points to start from, a ``budget`` and a purchase policy."""
+
+    name: str = Field("p", min_length=1)
+    count: PositiveInt = 18
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    seed_points: PositiveInt = 100
+    budget: NonNegativeFloat = 0.0
+    purchase: PurchaseRef = Field(default_factory=lambda: PurchaseRef(name="uncertainty"))
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+
+
+class TrainingConfig(StrictModel):
+    """How predictors learn (reference constants): one Adam step on each new point; every
+    ``retrain_every`` new points, re-initialise and train on all data for ``epochs``
+    epochs of ``batch_size``, stopping after the epoch that reaches ``max_samples``."""
+
+    lr: PositiveFloat = 5e-3
+    retrain_every: PositiveInt = 50
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 16
+    max_samples: PositiveInt = 10_000
+    final_retrain: bool = Field(True, description="retrain every predictor on all its data before testing")
+
+
+class MarketSpec(StrictModel):
+    """Competing predictors that learn from the users who choose them and may buy data.
+
+    ``users`` users arrive (``arrival`` at ``rate_hz``), each carrying a pool point.
+    Predictors with budget may buy it by their purchase policy; if any does, one buyer
+    drawn uniformly gets the user. Otherwise the user picks a predictor by the ``choice``
+    rule. The chosen predictor learns from the point (see ``training``) and its device
+    serves the user. Metrics are measured on the held-out test set (docs/market.md).
+    """
+
+    kind: Literal["market"] = "market"
+    name: str = "market"
+    seed: int = Field(0, ge=0)
+    users: PositiveInt = 10_000
+    rate_hz: PositiveFloat = 50.0
+    arrival: ArrivalConfig = Field(default_factory=lambda: ArrivalConfig(process="poisson"))
+    alpha: float = 4.0
+    price: PositiveFloat = Field(1.0, description="budget units one labelled point costs")
+    data: DataConfig = Field(default_factory=DataConfig)
+    predictors: list[PredictorGroup] = Field(default_factory=lambda: [PredictorGroup()], min_length=1)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    choice: UserChoiceRef = Field(default_factory=lambda: UserChoiceRef(name="correctness"))
+    engine: Literal["stacked", "loop"] = Field(
+        "stacked", description="stacked: one model per architecture; loop: one nn.Module per predictor"
+    )
+    checkpoints: NonNegativeInt = Field(10, description="test-set evaluations during the run, evenly spaced")
+    regions: PositiveInt = Field(8, description="regions of the input space for the specialisation table")
+
+    @field_validator("alpha")
+    @classmethod
+    def _finite_alpha(cls, alpha: float) -> float:
+        if not math.isfinite(alpha) or alpha < 0:
+            raise ValueError("must be a finite number >= 0")
+        return alpha
+
+    @model_validator(mode="after")
+    def _groups(self) -> MarketSpec:
+        names = self.predictor_names()
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"predictors: names must be unique; repeated: {', '.join(dupes)}")
+        classes = self.data.known_classes()
+        problems = [
+            seed_points_problem(i, g.seed_points, classes)
+            for i, g in enumerate(self.predictors)
+            if classes is not None and g.seed_points < classes
+        ]
+        if problems:
+            raise ValueError("; ".join(SUBFIELD_MARK + p for p in problems))
+        return self
+
+    def predictor_names(self) -> list[str]:
+        """Every predictor's name: its group's name, numbered from 0 when the group has several."""
+        return [g.name if g.count == 1 else f"{g.name}{k}" for g in self.predictors for k in range(g.count)]
+
+
+def seed_points_problem(group: int, seed_points: int, n_classes: int) -> str:
+    return (
+        f"predictors.{group}.seed_points: {seed_points} is fewer than the {n_classes} classes of the "
+        f"data; each predictor needs at least one seed point per class"
+    )
