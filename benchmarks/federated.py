@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from policies.federated.base import weighted_average
-from sim.kernel import seed_sequence, torch_generator
+from sim.kernel import numpy_rng, seed_sequence, torch_generator
 from workloads.federated.data import PartitionConfig, load_dataset, partition
 from workloads.federated.models import MLP
 from workloads.federated.training import (
@@ -53,7 +53,7 @@ def fedavg(
         labels,
         clients,
         10,
-        np.random.default_rng(seed_sequence(seed, "split")),
+        numpy_rng(seed, "split"),
     )
     shares = [shares.indices(k) for k in range(clients)]
     x, y = data.x_train, data.y_train

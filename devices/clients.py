@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
-from sim.config import StrictModel
+from sim.config import StrictModel, read_csv
 from sim.errors import ConfigError
 
 SERVER = "server"
@@ -94,12 +94,7 @@ class ClientsConfig(StrictModel):
 
 
 def _read_csv(path: str, field: str, columns: tuple[str, ...]) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise ConfigError(f"{field}: no such file {path!r}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{field}: cannot parse {path!r} as CSV ({exc})") from None
+    frame = read_csv(path, field)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ConfigError(

@@ -104,9 +104,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     write_run(result, out, report=not args.no_report)
     print(f"wrote {out}  ({result.wall_time_s:.2f} s wall)")
     for key in registry.get("scenario", result.kind).headline_metrics:
-        value = result.summary.get(key)
-        if isinstance(value, (int, float)):
-            print(f"  {key} = {value:.6g}")
+        if key in result.summary:
+            print(f"  {key} = {result.summary[key]:.6g}")
     return 0
 
 

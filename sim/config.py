@@ -47,6 +47,22 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def read_csv(path: str | Path, field: str, **options: Any) -> Any:
+    """``pandas.read_csv(path, **options)`` for the file config ``field`` names; a missing,
+    unreadable or unparsable file is a one-line ConfigError naming the field."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, **options)
+    except FileNotFoundError:
+        raise ConfigError(f"{field}: no such file {str(path)!r}") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise ConfigError(f"{field}: cannot read {str(path)!r} ({type(exc).__name__})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{field}: cannot parse {str(path)!r} as CSV ({first})") from None
+
+
 def apply_overrides(data: dict[str, Any], sets: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Apply ``a.b=c`` overrides (values parsed as YAML; list items by index) to a copy."""
     values = {}

@@ -43,12 +43,17 @@ class Kernel:
         """The NumPy generator of stream ``name`` (created on first use, then shared)."""
         gen = self._streams.get(name)
         if gen is None:
-            gen = self._streams[name] = np.random.Generator(np.random.PCG64(seed_sequence(self.seed, name)))
+            gen = self._streams[name] = numpy_rng(self.seed, name)
         return gen
 
     def torch_generator(self, name: str) -> torch.Generator:
         """A fresh CPU ``torch.Generator`` seeded from stream ``name``."""
         return torch_generator(self.seed, name)
+
+
+def numpy_rng(seed: int, name: str) -> np.random.Generator:
+    """A NumPy generator seeded from ``(seed, name)``, for draws outside a run's kernel."""
+    return np.random.Generator(np.random.PCG64(seed_sequence(seed, name)))
 
 
 def torch_generator(seed: int, name: str) -> torch.Generator:

@@ -41,6 +41,11 @@ nav a { margin-right: 1em; }
 """
 
 
+def mark_no_data(ax, note: str) -> None:
+    """Write ``note`` in the middle of a plot that has nothing to show."""
+    ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", color="0.4")
+
+
 def format_value(value: object) -> str:
     """A short, readable rendering of one metric: ``—`` for None or NaN."""
     if value is None:

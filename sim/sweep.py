@@ -28,7 +28,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_
 from sim import registry
 from sim.config import StrictModel, apply_overrides, load_yaml, set_values, validate
 from sim.errors import ConfigError
-from sim.kernel import seed_sequence
+from sim.kernel import numpy_rng
 from sim.store import DONE, FAILED, RunStore, run_id
 
 BACKENDS = ("serial", "pool", "ray")
@@ -137,7 +137,7 @@ class SweepSpec(StrictModel):
         zipped = [{k: v[i] for k, v in self.zip.items()} for i in range(n_zip)] or [{}]
         sampled: list[dict[str, Any]] = [{}]
         if self.random:
-            rng = np.random.Generator(np.random.PCG64(seed_sequence(self.random.seed, "sweep/random")))
+            rng = numpy_rng(self.random.seed, "sweep/random")
             sampled = [
                 {k: d.draw(rng) for k, d in self.random.params.items()} for _ in range(self.random.count)
             ]

@@ -58,7 +58,7 @@ from torch import nn
 
 from devices.cost import Layer, extract_layers
 from sim.errors import ConfigError
-from sim.kernel import seed_sequence, torch_generator
+from sim.kernel import numpy_rng, torch_generator
 from workloads.cache import cache_dir, pinned_threads, write_atomic
 
 SEED = 0
@@ -149,7 +149,7 @@ def _dataset(dataset: str) -> _Data:
     else:
         images = torch.from_numpy(inputs.astype(np.float32) / 127.5 - 1)
     n = len(labels)
-    rng = np.random.Generator(np.random.PCG64(seed_sequence(SEED, f"multiexit/{dataset}/split")))
+    rng = numpy_rng(SEED, f"multiexit/{dataset}/split")
     order = rng.permutation(n)
     n_train, n_calib = round(RECIPE["split"][0] * n), round(RECIPE["split"][1] * n)
     return _Data(

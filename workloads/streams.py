@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
 
-from sim.config import StrictModel
+from sim.config import StrictModel, read_csv
 from sim.errors import ConfigError
 
 CHUNK = 4096
@@ -53,12 +53,7 @@ class ArrivalConfig(StrictModel):
 
 def read_trace(path: str | Path, field: str) -> np.ndarray:
     """Arrival times from the ``arrival_s`` column of a CSV; problems are ConfigErrors."""
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise ConfigError(f"{field}: no such file {str(path)!r}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{field}: cannot parse {str(path)!r} as CSV ({exc})") from None
+    frame = read_csv(path, field)
     if "arrival_s" not in frame.columns:
         raise ConfigError(
             f"{field}: {str(path)!r} has no 'arrival_s' column (columns: {list(frame.columns)})"

@@ -43,7 +43,7 @@ from torch import nn
 
 from devices.cost import Layer, extract_layers
 from sim.errors import ConfigError
-from sim.kernel import seed_sequence, torch_generator
+from sim.kernel import numpy_rng, torch_generator
 from workloads.cache import cache_dir, pinned_threads, write_atomic
 
 WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
@@ -165,7 +165,7 @@ def digits(seed: int = SEED) -> DigitsSplit:
     px = RECIPE["image_px"]
     images = F.interpolate(raw, size=(px, px), mode="bilinear", align_corners=False) * 2 - 1
     n = len(raw)
-    rng = np.random.Generator(np.random.PCG64(seed_sequence(seed, "supernet/digits_slimmable/split")))
+    rng = numpy_rng(seed, "supernet/digits_slimmable/split")
     order = rng.permutation(n)
     n_train, n_val = round(RECIPE["split"][0] * n), round(RECIPE["split"][1] * n)
     return DigitsSplit(
@@ -207,7 +207,7 @@ def _train(seed: int) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
     shuffle = torch_generator(seed, "supernet/digits_slimmable/shuffle")
-    middle = np.random.Generator(np.random.PCG64(seed_sequence(seed, "supernet/digits_slimmable/sandwich")))
+    middle = numpy_rng(seed, "supernet/digits_slimmable/sandwich")
     largest, smallest, middles = WIDTHS[-1], WIDTHS[0], WIDTHS[1:-1]
     best: tuple[float, int, dict[str, torch.Tensor], list[float]] = (-1.0, -1, {}, [])
     for epoch in tqdm(range(epochs), desc="training supernet", leave=False, disable=not sys.stderr.isatty()):

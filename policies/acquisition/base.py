@@ -34,6 +34,6 @@ class PurchasePolicy(Protocol):
         ...
 
 
-def entropy(probs: np.ndarray) -> np.ndarray:
-    """Predictive entropy in nats of each row of ``probs`` (0 log 0 = 0)."""
-    return -(probs * np.log(np.where(probs > 0, probs, 1.0))).sum(-1)
+def entropy(probs: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Entropy in nats of the distributions along ``axis`` of ``probs`` (0 log 0 = 0)."""
+    return -(probs * np.log(np.where(probs > 0, probs, 1.0))).sum(axis)

@@ -6,9 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-
-def _no_data(ax, text: str = "no completed requests") -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
+from sim.report import mark_no_data
 
 
 def edge_figures(tables: dict[str, pd.DataFrame], summary: dict[str, float]) -> dict[str, Figure]:
@@ -24,7 +22,7 @@ def edge_figures(tables: dict[str, pd.DataFrame], summary: dict[str, float]) -> 
             ax.plot(values[keep], (keep + 1) / values.size, label=str(name))
         ax.legend(fontsize=8)
     else:
-        _no_data(ax)
+        mark_no_data(ax, "no completed requests")
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("share of requests")
     ax.set_title("request latency CDF")
@@ -39,7 +37,7 @@ def edge_figures(tables: dict[str, pd.DataFrame], summary: dict[str, float]) -> 
             ax.text(x, s, f"acc {acc:.2f}", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(exits["exit"])
     else:
-        _no_data(ax)
+        mark_no_data(ax, "no completed requests")
     ax.set_xlabel("exit index")
     ax.set_ylabel("share of requests")
     ax.set_title(f"where requests exit (accuracy {summary.get('accuracy', float('nan')):.3f})")
@@ -52,7 +50,7 @@ def edge_figures(tables: dict[str, pd.DataFrame], summary: dict[str, float]) -> 
             ax.plot(group["freq_hz"] / 1e6, group["busy_s"], marker="o", label=str(name))
         ax.legend(fontsize=8)
     else:
-        _no_data(ax, "no busy time")
+        mark_no_data(ax, "no busy time")
     ax.set_xlabel("frequency (MHz)")
     ax.set_ylabel("busy time (s)")
     ax.set_title("time busy at each operating point")

@@ -66,7 +66,7 @@ def load_dataset(name: str, test_fraction: float = 0.2) -> Dataset:
     """
     from sklearn import datasets
 
-    from sim.kernel import seed_sequence
+    from sim.kernel import numpy_rng
 
     loader = {
         "digits": datasets.load_digits,
@@ -76,7 +76,7 @@ def load_dataset(name: str, test_fraction: float = 0.2) -> Dataset:
     }[name]
     bunch = loader()
     x, y = bunch.data.astype(np.float32), bunch.target.astype(np.int64)
-    order = np.random.default_rng(seed_sequence(0, f"split/{name}")).permutation(len(y))
+    order = numpy_rng(0, f"split/{name}").permutation(len(y))
     n_test = int(round(test_fraction * len(y)))
     test, train = order[:n_test], order[n_test:]
     if name == "digits_shifted":

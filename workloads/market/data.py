@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from sim.config import SUBFIELD_MARK, StrictModel
+from sim.config import SUBFIELD_MARK, StrictModel, read_csv
 from sim.errors import ConfigError
-from sim.kernel import seed_sequence
+from sim.kernel import numpy_rng
 
 BUNDLED_CLASSES = {"digits": 10, "breast_cancer": 2, "wine": 3}
 REFERENCE_HOLDOUT, REFERENCE_TEST = 5000, 3000
@@ -123,15 +123,7 @@ def _read(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def _csv(path: str, field: str, header: bool) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, header=0 if header else None)
-    except FileNotFoundError:
-        raise ConfigError(f"{field}: no such file {path!r}") from None
-    except (IsADirectoryError, PermissionError) as exc:
-        raise ConfigError(f"{field}: cannot read {path!r} ({type(exc).__name__})") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{field}: cannot parse {path!r} as CSV ({first})") from None
+    frame = read_csv(path, field, header=0 if header else None)
     if frame.empty:
         raise ConfigError(f"{field}: {path!r} has no data rows")
     return frame
@@ -195,7 +187,7 @@ def _prepare(cfg: DataConfig, x: np.ndarray, y: np.ndarray, n_classes: int) -> M
     n_test = cfg.test_points or min(REFERENCE_TEST, holdout)
     if n_test > holdout:
         raise ConfigError(f"data.test_points: {n_test} is more than the {holdout} held-out rows")
-    split = np.random.Generator(np.random.PCG64(seed_sequence(cfg.split_seed, "market/data/split")))
+    split = numpy_rng(cfg.split_seed, "market/data/split")
     order = split.permutation(n)
     pool_rows, test_rows = order[: n - holdout], order[n - holdout :][:n_test]
     pool_x, test_x = x[pool_rows], x[test_rows]
@@ -205,7 +197,7 @@ def _prepare(cfg: DataConfig, x: np.ndarray, y: np.ndarray, n_classes: int) -> M
         pool_x, test_x = (pool_x - low) / span, (test_x - low) / span
     pool_y = y[pool_rows].copy()
     if cfg.label_noise > 0:
-        noise = np.random.Generator(np.random.PCG64(seed_sequence(cfg.split_seed, "market/data/noise")))
+        noise = numpy_rng(cfg.split_seed, "market/data/noise")
         hit = noise.choice(len(pool_y), int(len(pool_y) * cfg.label_noise), replace=False)
         pool_y[hit] = noise.integers(0, n_classes, hit.size)
     arrays = [pool_x.astype(np.float32), pool_y, test_x.astype(np.float32), y[test_rows].copy()]

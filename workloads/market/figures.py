@@ -6,11 +6,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from sim.report import mark_no_data
+
 MAX_POINTS = 400  # points per curve over the users
-
-
-def _no_data(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
 
 
 def market_share_figure(users: pd.DataFrame, names: list[str]) -> Figure:
@@ -29,7 +27,7 @@ def market_share_figure(users: pd.DataFrame, names: list[str]) -> Figure:
         if len(names) <= 20:
             ax.legend(fontsize=6, ncol=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
     else:
-        _no_data(ax, "no users")
+        mark_no_data(ax, "no users")
     ax.set_xlabel("users so far")
     ax.set_ylabel("cumulative market share")
     ax.set_title("market share over time")
@@ -47,8 +45,8 @@ def quality_figure(market: pd.DataFrame, over_time: pd.DataFrame, summary: dict[
         for name, group in over_time.groupby("predictor", sort=False):
             right.plot(group["users"], group["accuracy"], lw=0.8, label=str(name))
     else:
-        _no_data(left, "no checkpoints")
-        _no_data(right, "no checkpoints")
+        mark_no_data(left, "no checkpoints")
+        mark_no_data(right, "no checkpoints")
     left.set_title(
         f"market on the test set (final quality {summary.get('overall_quality', np.nan):.3f}, "
         f"QoE {summary.get('qoe', np.nan):.3f})",
@@ -68,7 +66,7 @@ def specialisation_figure(table: pd.DataFrame, names: list[str]) -> Figure:
     for ax, by in zip(axes, ("class", "region")):
         part = table[table["by"] == by]
         if part.empty:
-            _no_data(ax, f"no {by} data")
+            mark_no_data(ax, f"no {by} data")
             continue
         grid = part.pivot(index="predictor", columns="group", values="accuracy").reindex(names)
         image = ax.imshow(grid.to_numpy(), aspect="auto", vmin=0, vmax=1, cmap="viridis")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from policies.acquisition.base import entropy
+
 if TYPE_CHECKING:
     from workloads.market.world import MarketWorld
 
@@ -25,7 +27,7 @@ def market_quality(pred: np.ndarray, labels: np.ndarray, alpha: float, n_classes
     # q e^a / (q e^a + 1 - q), written so that a large alpha cannot overflow
     qoe = np.where(q > 0, q / np.maximum(q + (1 - q) * np.exp(-alpha), 1e-300), 0.0)
     share = np.stack([(pred == c).mean(0) for c in range(n_classes)])
-    diversity = -(share * np.log(np.where(share > 0, share, 1.0))).sum(0)
+    diversity = entropy(share, axis=0)
     return {
         "overall_quality": float(q.mean()),
         "qoe": float(qoe.mean()),

@@ -245,23 +245,13 @@ class StackedGroup:
             weight.unbind(0),
             numbers.unbind(0),
         )
-        if k == 1 and len(thetas) == 1:
-            # the hottest loop of a market, one logistic predictor retraining, inlined on
-            # purpose: gradients() and adam_() without their per-call overhead
-            theta, avg, avg_sq = thetas[0], exp_avgs[0], exp_avg_sqs[0]
-            for x, x_t, target, w, number in zip(*per_step):
-                g = torch.addcmul(target, torch.softmax(torch.bmm(x, theta), -1), w)
-                torch._fused_adam_(
-                    [theta], [torch.bmm(x_t, g)], [avg], [avg_sq], [], [number], lr=self.lr, **ADAM
-                )
-        else:
-            for kk, x, x_t, target, w, number in zip(active, *per_step):
-                if kk == k:
-                    th, avg, avg_sq = thetas, exp_avgs, exp_avg_sqs
-                else:  # the shorter jobs are done: train the leading slice
-                    th, avg, avg_sq = ([t[:kk] for t in ts] for ts in (thetas, exp_avgs, exp_avg_sqs))
-                    x, x_t, target, w = x[:kk], x_t[:kk], target[:kk], w[:kk]
-                adam_(th, gradients(th, x, x_t, target, w), avg, avg_sq, number, self.lr)
+        for kk, x, x_t, target, w, number in zip(active, *per_step):
+            if kk == k:
+                th, avg, avg_sq = thetas, exp_avgs, exp_avg_sqs
+            else:  # the shorter jobs are done: train the leading slice
+                th, avg, avg_sq = ([t[:kk] for t in ts] for ts in (thetas, exp_avgs, exp_avg_sqs))
+                x, x_t, target, w = x[:kk], x_t[:kk], target[:kk], w[:kk]
+            adam_(th, gradients(th, x, x_t, target, w), avg, avg_sq, number, self.lr)
         index = torch.tensor([job.index for job in jobs])
         for mine, theirs in zip(
             (self.thetas, self.exp_avgs, self.exp_avg_sqs), (thetas, exp_avgs, exp_avg_sqs)

@@ -134,7 +134,6 @@ class MarketWorld:
         users_rng = rng("market/users")
         self.user_rows = np.concatenate([users_rng.permutation(len(self.labels)) for _ in range(passes)])
         self.user_rows = self.user_rows[: self.horizon].tolist()
-        self.since_retrain = [0] * n
         self.wins, self.purchases, self.retrains = np.zeros(n, int), np.zeros(n, int), np.zeros(n, int)
         self.choice = spec.choice.build()
         self.users = Table(USER_COLUMNS)
@@ -224,9 +223,7 @@ class MarketWorld:
         self.wins[winner] += 1
         self.rows[winner].append(row)
         group.engine.step(local, row)
-        self.since_retrain[winner] += 1
-        if self.since_retrain[winner] == self.spec.training.retrain_every:
-            self.since_retrain[winner] = 0
+        if self.wins[winner] % self.spec.training.retrain_every == 0:  # every N new points
             self._retrain([winner])
         user, arrival, prow, plabel, pred, bought, ok, n_ok, lat = self._row
         user(t)

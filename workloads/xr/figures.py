@@ -16,6 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from sim.report import mark_no_data
+
 DEFAULT_WINDOW_S = (0.0, 0.2)
 MAX_CDF_POINTS = 2000
 
@@ -315,5 +317,5 @@ def _no_data(title: str, note: str) -> Figure:
     ax = fig.add_subplot()
     ax.set_axis_off()
     ax.set_title(title)
-    ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", color="0.4")
+    mark_no_data(ax, note)
     return fig
