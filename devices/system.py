@@ -197,6 +197,7 @@ class AcceleratorPool:
         on_drop: Callable[[Job, float], None],
         model_names: Sequence[str],
         models: Sequence[ModelCost] = (),
+        ready_key: Callable[[Job], Any] | None = None,
     ):
         self.env = env
         self.scheduler = scheduler
@@ -214,6 +215,8 @@ class AcceleratorPool:
             accel.on_done = self._make_done(accel)
         self.idle: list[Accelerator] = list(self.accelerators)
         self.ready: list[Job] = []
+        # keep the ready list sorted by this key (stable), else in the order jobs became ready
+        self._ready_key = ready_key
         self.decisions = 0
         self.segments = Table(
             {
@@ -243,11 +246,25 @@ class AcceleratorPool:
     # -- entering and leaving the queue ------------------------------------------------
     def submit(self, job: Job) -> None:
         """``job`` is ready to run now."""
-        job.status = READY
         job.ready_s = self.env.now
-        self.ready.append(job)
+        self._enqueue(job)
         if self.idle:
             self._dispatch()
+
+    def submit_all(self, jobs: Sequence[Job]) -> None:
+        """Several jobs are ready now: queue them all, then decide once."""
+        for job in jobs:
+            job.ready_s = self.env.now
+            self._enqueue(job)
+        if self.idle:
+            self._dispatch()
+
+    def _enqueue(self, job: Job) -> None:
+        job.status = READY
+        if self._ready_key is None:
+            self.ready.append(job)
+        else:
+            insort(self.ready, job, key=self._ready_key)
 
     def _purge(self, now: float) -> None:
         """Drop every ready job whose deadline has come (XRBench: queued at deadline)."""
@@ -315,8 +332,7 @@ class AcceleratorPool:
             if self._sched_complete is not None:
                 self._sched_complete(job, now)
         else:
-            job.status = READY
-            self.ready.append(job)
+            self._enqueue(job)
         self._dispatch()
 
     def _record_segment(self, accel: Accelerator, job: Job, end_s: float, energy: float) -> None:

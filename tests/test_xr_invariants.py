@@ -98,3 +98,19 @@ def test_trigger_probability_thins_dependents():
     models = run(spec, seed=3).tables["models"].set_index("model")
     share = models.loc["speech_recognition", "frames"] / models.loc["keyword_detection", "frames"]
     assert 0.15 < share < 0.25
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_xrbench_runtime_enters_frames_at_ticks_or_completions_and_drains(path):
+    spec = load_spec(path, ["runtime=xrbench", "load_scale=1.5", "duration_s=0.7", "granularity=layer_block"])
+    result = run(spec, seed=2)
+    check_invariants(result)
+    frames = result.tables["frames"]
+    assert result.summary["in_flight"] == 0  # queued work is drained after duration_s
+    tick_s = min(spec.period_s(m.name) for m in spec.streams() if not m.depends_on)
+    completions = frames.loc[frames["status"] == "completed", "finish_s"].to_numpy()
+    arrival = frames["arrival_s"].to_numpy()
+    on_tick = np.isclose(arrival / tick_s, np.round(arrival / tick_s), atol=1e-6)
+    at_completion = np.isclose(arrival[:, None], completions[None, :], atol=1e-12, rtol=0).any(axis=1)
+    assert (on_tick | at_completion).all()
+    assert (arrival[~on_tick] <= spec.duration_s + 1e-12).all()

@@ -27,9 +27,43 @@ def _quantile(values: np.ndarray, q: float) -> float:
     return float(np.quantile(values, q)) if values.size else float("nan")
 
 
+def uxcost(
+    done: np.ndarray,
+    dropped: np.ndarray,
+    late: np.ndarray,
+    latency_s: np.ndarray,
+    budget_s: np.ndarray,
+    worst_latency_s: np.ndarray,
+    worst_energy_j: np.ndarray,
+    energy_j: float,
+    miss_penalty: float,
+    drop_penalty: float,
+) -> float:
+    """UXCost (docs/metrics.md): charged energy per finished frame x mean effective delay.
+
+    A dropped frame is charged, in both factors, at least what the same frame would cost
+    completed at its worst: the energy of its most expensive accelerator, and the delay of
+    finishing a full worst-case latency after its deadline (late) plus ``drop_penalty``
+    budgets. Doing nothing therefore never lowers UXCost, and turning any completed
+    frame into a drop never lowers it either. Masks and arrays are per frame;
+    ``energy_j`` is the run's measured energy (jobs and idle).
+    """
+    finished = done | dropped
+    if not finished.any():
+        return float("nan")
+    budget = np.where(np.isfinite(budget_s), budget_s, 0.0)
+    delay = np.where(
+        done,
+        latency_s + np.where(late, miss_penalty * budget, 0.0),
+        (1.0 + miss_penalty + drop_penalty) * budget + worst_latency_s,
+    )
+    charged_j = energy_j + float(worst_energy_j[dropped].sum())
+    return charged_j / int(finished.sum()) * float(delay[finished].mean())
+
+
 def xr_results(world: XRWorld) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
     spec, cfg = world.spec, world.spec.metrics
-    end_s = spec.duration_s
+    end_s = world.end_s
     f = world.frames
     model = f.column("model")
     status = f.column("status")
@@ -38,20 +72,12 @@ def xr_results(world: XRWorld) -> tuple[dict[str, float], dict[str, pd.DataFrame
     finish = f.column("finish_s")
     energy = f.column("energy_j")
     accuracy = f.column("accuracy")
-    budget = deadline - arrival
+    budget = np.array([s.budget_s for s in world.streams], dtype=float)[model]
     done = status == COMPLETED
     dropped = status == DROPPED
     late = done & (finish > deadline)
     latency = np.where(done, finish - arrival, np.nan)
 
-    # effective delay per finished frame (UXCost): latency, plus a penalty when late;
-    # a dropped frame counts as drop_penalty budgets
-    finite_budget = np.where(np.isfinite(budget), budget, 0.0)
-    eff_delay = np.where(
-        done,
-        latency + np.where(late, cfg.miss_penalty * finite_budget, 0.0),
-        cfg.drop_penalty * finite_budget,
-    )
     rt = _rt_score(finish, deadline, cfg.rt_k_per_ms)
     en = np.clip((cfg.energy_max_j - energy) / cfg.energy_max_j, 0.0, 1.0)
 
@@ -62,7 +88,9 @@ def xr_results(world: XRWorld) -> tuple[dict[str, float], dict[str, pd.DataFrame
         n_done, n_drop = int(m_done.sum()), int(m_drop.sum())
         n_fin = n_done + n_drop
         qoe = 1.0 - n_drop / n_fin if n_fin else 0.0
-        score = float(np.mean(rt[m_done] * en[m_done])) * qoe if n_done else 0.0
+        # the reference's HET scoring: the sum over completed frames divided by all
+        # finished ones (completed + dropped), then times QoE (docs/metrics.md)
+        score = float(np.sum(rt[m_done] * en[m_done])) / n_fin * qoe if n_fin else 0.0
         lat = latency[m_done]
         rows.append(
             {
@@ -116,8 +144,20 @@ def xr_results(world: XRWorld) -> tuple[dict[str, float], dict[str, pd.DataFrame
         "latency_p99_s": _quantile(lat_done, 0.99),
         "latency_mean_s": mean_latency,
         "edp": energy_per_frame * mean_latency,
-        "uxcost": energy_per_frame * float(eff_delay[done | dropped].mean()) if n_fin else float("nan"),
+        "uxcost": uxcost(
+            done,
+            dropped,
+            late,
+            latency,
+            budget,
+            f.column("worst_latency_s"),
+            f.column("worst_energy_j"),
+            energy_j,
+            cfg.miss_penalty,
+            cfg.drop_penalty,
+        ),
         "energy_per_frame_j": energy_per_frame,
+        "energy_per_completed_j": energy_j / n_done if n_done else float("nan"),
         "frames": float(sum(world.frames_in)),
         "completed": float(n_done),
         "dropped": float(n_drop),

@@ -107,8 +107,9 @@ class MetricsConfig(StrictModel):
     miss_penalty: NonNegativeFloat = Field(
         1.0, description="UXCost: a late frame's delay gains this many frame budgets"
     )
-    drop_penalty: NonNegativeFloat = Field(
-        2.0, description="UXCost: a dropped frame counts as this many frame budgets of delay"
+    drop_penalty: PositiveFloat = Field(
+        1.0,
+        description="UXCost: a dropped frame's delay is its latest completion plus this many frame budgets",
     )
 
 
@@ -144,6 +145,15 @@ class XRSpec(StrictModel):
     duration_s: PositiveFloat = 2.0
     integer_ms_period: bool = Field(
         True, description="round frame periods down to whole ms, as XRBench's runtime does"
+    )
+    runtime: Literal["exact", "xrbench"] = Field(
+        "exact",
+        description="frame injection: `exact` at each frame's own arrival; `xrbench` as the reference "
+        "runtime: only at a tick of the fastest stream or a completion, no jitter, per-model queues "
+        "served in name order, queued work drained after duration_s (docs/scenarios.md)",
+    )
+    load_scale: PositiveFloat = Field(
+        1.0, description="multiplies every stream's fps (1.5: every model asks for 50% more frames)"
     )
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
     scheduler: SchedulerRef = Field(default_factory=lambda: SchedulerRef(name="edf"))
@@ -275,8 +285,8 @@ class XRSpec(StrictModel):
         return next(m for m in self.streams() if m.name == name)
 
     def period_s(self, name: str) -> float:
-        """Frame period of a model (its root's), in whole ms if ``integer_ms_period``."""
-        fps = self.stream(self.roots_of(name)[0]).fps
+        """Frame period of a model (its root's) at ``load_scale``, in whole ms if ``integer_ms_period``."""
+        fps = self.stream(self.roots_of(name)[0]).fps * self.load_scale
         if self.integer_ms_period:
             return math.floor(1000.0 / fps) / 1000.0 if fps <= 1000 else 1.0 / fps
         return 1.0 / fps

@@ -6,6 +6,12 @@ that depend on it; a dependent model becomes ready when its upstream jobs of the
 frame are done. Models may join and leave in phases, and a supernet model is served
 at the width its scheduler picks per frame. Costs come from the cost model once,
 before the clock starts.
+
+Two runtimes decide when a frame enters. ``exact`` (default): at its own arrival time.
+``xrbench``: as the reference runtime does, a frame that has come due (its nominal,
+jitter-free time) enters only at the next tick of the fastest stream or the next
+completion, per-model queues are served in name order, and the work queued at
+``duration_s`` is drained rather than cut off.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ FRAME_COLUMNS = {
     "energy_j": "f8",
     "accel": "i2",
     "accuracy": "f8",
+    "worst_latency_s": "f8",
+    "worst_energy_j": "f8",
 }
 
 
@@ -98,9 +106,10 @@ def variant_costs(
 class _Stream:
     """Everything the event loop needs about one model, looked up once."""
 
-    __slots__ = ("variants", "default", "budget_s", "start_s", "stop_s", "scales", "works")
+    __slots__ = ("name", "variants", "default", "budget_s", "start_s", "stop_s", "scales", "works")
 
-    def __init__(self, variants, default, budget_s, window, scales, works):
+    def __init__(self, name, variants, default, budget_s, window, scales, works):
+        self.name = name
         self.variants = variants
         self.default = default
         self.budget_s = budget_s
@@ -126,6 +135,12 @@ class XRWorld:
         self._row = tuple(self.frames.appender(c) for c in FRAME_COLUMNS)
         scheduler = spec.scheduler.build()
         self._choose = getattr(scheduler, "choose_variant", None)
+        # per variant: (worst latency, worst energy) of a whole frame over the accelerators
+        self._worst = {
+            id(c): (max(lat[-1] for lat in c.cum_latency_s), max(en[-1] for en in c.cum_energy_j))
+            for v in self.variants
+            for c in v
+        }
         self.pool = AcceleratorPool(
             self.env,
             self.system.accelerators,
@@ -135,9 +150,13 @@ class XRWorld:
             on_drop=self._drop,
             model_names=names,
             models=[c for v in self.variants for c in v],
+            ready_key=_model_name if spec.runtime == "xrbench" else None,
         )
         self.frames_in = [0] * len(names)
-        self._streams = {s.name: self._stream(i, s) for i, s in enumerate(streams)}
+        self.streams = [self._stream(i, s) for i, s in enumerate(streams)]
+        self._streams = {s.name: s for s in self.streams}
+        self.end_s = spec.duration_s  # the run's end; later when the xrbench runtime drains
+        self._due: list | None = None  # xrbench runtime: root streams' frame iterators
 
     @staticmethod
     def _default_variant(stream: ModelStream, variants: list[ModelCost]) -> int:
@@ -158,6 +177,7 @@ class XRWorld:
             else float(deadline)
         )
         return _Stream(
+            stream.name,
             self.variants[index],
             self._default_variant(stream, self.variants[index]),
             budget,
@@ -176,9 +196,13 @@ class XRWorld:
         self.frames_in[cost.index] += 1
         return Job(cost, frame, t, nominal + stream.budget_s, next(stream.scales), next(stream.works))
 
-    def _source(self, name: str) -> Iterator[Any]:
-        """Frames of a root model, with the dependents they trigger."""
-        spec, kernel, env = self.spec, self.kernel, self.env
+    def _frames(self, name: str) -> Iterator[tuple[float, float, Any]]:
+        """``(arrival_s, nominal_s, enter)`` of a root model's frames until it stops.
+
+        ``enter(t, nominal)`` makes the frame's job at time ``t``, with the dependents it
+        triggers, and returns the jobs to submit.
+        """
+        spec, kernel = self.spec, self.kernel
         index = {m.name: i for i, m in enumerate(spec.streams())}
         root = self._streams[name]
         graph = spec.graph()
@@ -200,15 +224,47 @@ class XRWorld:
             f"{spec._where(name)}.arrival",
             start_s=root.start_s,
         )
-        submit = self.pool.submit
         for frame, (t, nominal) in enumerate(times):
             if t >= end:
                 return
+
+            def enter(now: float, nominal: float, frame: int = frame) -> Job:
+                job = self._new_job(root, frame, now, nominal)
+                if group:
+                    self._spawn_dependents(group, job, frame, now, nominal)
+                return job
+
+            yield t, nominal, enter
+
+    def _source(self, name: str) -> Iterator[Any]:
+        """Exact runtime: each frame of a root model enters at its own arrival time."""
+        env, submit = self.env, self.pool.submit
+        for t, nominal, enter in self._frames(name):
             yield env.timeout(t - env.now)
-            job = self._new_job(root, frame, t, nominal)
-            if group:
-                self._spawn_dependents(group, job, frame, t, nominal)
-            submit(job)
+            submit(enter(t, nominal))
+
+    def _xrbench_ticks(self, roots: list[str]) -> Iterator[Any]:
+        """XRBench runtime: frames due by now enter at every tick of the fastest stream."""
+        self._due = [(name, self._frames(name)) for name in sorted(roots)]
+        self._next = [next(frames, None) for _, frames in self._due]
+        tick_s = min(self.spec.period_s(name) for name in roots)
+        end, k = self.spec.duration_s, 0
+        while k * tick_s < end:
+            yield self.env.timeout(k * tick_s - self.env.now)
+            self._inject(self.env.now)
+            k += 1
+
+    def _inject(self, now: float) -> None:
+        """Let every frame that has come due (nominal time, no jitter) enter now, in name order."""
+        jobs = []
+        for i, (_, frames) in enumerate(self._due):
+            item = self._next[i]
+            while item is not None and item[1] <= now + _DUE_TOLERANCE_S:
+                jobs.append(item[2](now, item[1]))
+                item = next(frames, None)
+            self._next[i] = item
+        if jobs:
+            self.pool.submit_all(jobs)
 
     def _spawn_dependents(self, group: list, job: Job, frame: int, t: float, nominal: float) -> None:
         spawned: list[Job | None] = []
@@ -229,7 +285,7 @@ class XRWorld:
 
     # -- frames leaving ----------------------------------------------------------------
     def _record(self, job: Job, finish_s: float, status: int) -> None:
-        model, frame, arrival, deadline, start, finish, stat, energy, accel, accuracy = self._row
+        model, frame, arrival, deadline, start, finish, stat, energy, accel, accuracy, w_lat, w_en = self._row
         model(job.model.index)
         frame(job.frame)
         arrival(job.arrival_s)
@@ -240,9 +296,14 @@ class XRWorld:
         energy(job.energy_j)
         accel(job.accel)
         accuracy(job.model.accuracy)
+        worst_latency_s, worst_energy_j = self._worst[id(job.model)]
+        w_lat(worst_latency_s * job.scale)
+        w_en(worst_energy_j * job.work)
 
     def _complete(self, job: Job, now: float) -> None:
         self._record(job, now, COMPLETED)
+        if self._due is not None:  # xrbench runtime: a completion lets due frames in
+            self._inject(now)
         children = job.children
         if children:
             submit = self.pool.submit
@@ -261,11 +322,19 @@ class XRWorld:
 
     # -- running -----------------------------------------------------------------------
     def run(self) -> None:
-        for stream in self.spec.streams():
-            if not stream.depends_on:
-                self.env.process(self._source(stream.name))
+        roots = [s.name for s in self.spec.streams() if not s.depends_on]
         end = self.spec.duration_s
-        self.env.run(until=end)
+        if self.spec.runtime == "xrbench":
+            self.env.process(self._xrbench_ticks(roots))
+            self.env.run(until=end)
+            self._inject(end)
+            self._due = None  # drain: nothing enters after duration_s
+            self.env.run()
+            end = self.end_s = max(end, self.env.now)
+        else:
+            for name in roots:
+                self.env.process(self._source(name))
+            self.env.run(until=end)
         pending = self.pool.finish(end)
         seen = set()
         while pending:
@@ -279,6 +348,13 @@ class XRWorld:
 
     def results(self) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
         return xr_results(self)
+
+
+_DUE_TOLERANCE_S = 1e-9  # a frame due at a tick's time (up to rounding) enters at that tick
+
+
+def _model_name(job: Job) -> str:
+    return job.model.name
 
 
 def _bernoulli(rng: np.random.Generator, p: float) -> Iterator[bool]:
