@@ -159,6 +159,12 @@ class XRSpec(StrictModel):
     scheduler: SchedulerRef = Field(default_factory=lambda: SchedulerRef(name="edf"))
     granularity: Literal["model", "layer_block"] = "model"
     blocks_per_model: PositiveInt = Field(4, description="layer blocks per model at layer_block granularity")
+    context_switch_s: NonNegativeFloat = Field(
+        1e-5,
+        description="cost of resuming a partly run job whose state left the accelerator (another job "
+        "ran there since, or it moves): saving and restoring a block boundary's activations, "
+        "assumed 2 x 640 KiB over one 128 B/cycle off-chip link at 1 GHz = 10 us",
+    )
     service_time: VariationConfig = Field(default_factory=VariationConfig)
     models: list[ModelStream] = Field(default_factory=_vr_gaming, min_length=1)
     phases: list[Phase] = Field(default_factory=list)

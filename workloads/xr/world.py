@@ -98,6 +98,7 @@ def variant_costs(
                 period_s=spec.period_s(stream.name),
                 variant=k,
                 accuracy=accuracy,
+                block_edp_js=np.add.reduceat(latency * energy, bounds, axis=1) * samples,
             )
         )
     return costs
@@ -151,6 +152,7 @@ class XRWorld:
             model_names=names,
             models=[c for v in self.variants for c in v],
             ready_key=_model_name if spec.runtime == "xrbench" else None,
+            context_switch_s=spec.context_switch_s,
         )
         self.frames_in = [0] * len(names)
         self.streams = [self._stream(i, s) for i, s in enumerate(streams)]
