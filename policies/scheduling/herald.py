@@ -45,7 +45,8 @@ class Herald:
 
     At ``granularity: model`` a model is one block, so whole models are placed; at
     ``layer_block`` consecutive blocks may be placed apart, and each hand-over pays the
-    pool's context switch.
+    pool's context switch. ``home`` holds the placement: model view -> accelerator
+    index per block.
     """
 
     class Params(StrictModel):
