@@ -72,7 +72,8 @@ def variant_costs(
 ) -> list[ModelCost]:
     """Per-block latency and energy of one model on every accelerator, one entry per variant.
 
-    A task model has one variant; a supernet has one per width (ascending), each
+    A task model or a MAESTRO network has one variant (profile rows name a MAESTRO
+    network's layers by the network's name); a supernet has one per width (ascending), each
     costed from its own sub-network. Cost scales linearly with ``samples_per_frame``.
     """
     if stream.supernet is not None:
@@ -80,6 +81,11 @@ def variant_costs(
 
         net = load_supernet(stream.supernet)
         variants = [(f"{stream.supernet}@{v.width}", v.layers, v.accuracy) for v in net.variants]
+    elif stream.maestro is not None:
+        from devices.maestro import network_layers
+
+        layers = network_layers(stream.maestro.file, stream.maestro.network)
+        variants = [(stream.maestro.network, layers, math.nan)]
     else:
         variants = [(stream.task, task_layers(stream.task), math.nan)]
     n_blocks = spec.blocks_per_model if spec.granularity == "layer_block" else 1
