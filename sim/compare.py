@@ -10,6 +10,7 @@ factors other than the compared policy.
 
 from __future__ import annotations
 
+import ast
 import math
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,34 @@ def policy_factor(sweep: dict[str, Any], factors: list[str]) -> str | None:
     if sweep.get("baseline"):
         return next(iter(sweep["baseline"]))
     return next((f for f in factors if f.endswith(".name")), None)
+
+
+def _readable(value: Any) -> Any:
+    """A dict-valued factor (e.g. ``hardware: {preset: Quad_4K}``) as ``k=v, k=v``; else unchanged."""
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            value = ast.literal_eval(value)  # summary.csv holds a dict's repr
+        except (ValueError, SyntaxError):
+            return value
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_readable(v)}" for k, v in value.items())
+    return value
+
+
+def label_policies(table: pd.DataFrame, factors: list[str], policy: str | None) -> list[str]:
+    """Make factor values readable in place; return the factors as the report shows them.
+
+    With a ``P.params`` factor beside the policy factor ``P.name`` (zipped), each pair is a
+    policy of its own, labelled ``name`` or ``name(k=v, ...)``: ablations of one policy
+    then compare like any other policy.
+    """
+    for factor in factors:
+        table[factor] = table[factor].map(_readable)
+    params = f"{policy[: -len('name')]}params" if policy and policy.endswith(".name") else None
+    if params not in factors:
+        return factors
+    table[policy] = [f"{n}({p})" if p else n for n, p in zip(table[policy], table[params])]
+    return [f for f in factors if f != params]
 
 
 def summarise(table: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
@@ -181,6 +210,8 @@ def render_sweep_report(sweep_dir: str | Path) -> Path:
     sweep = load_yaml(sweep_dir / "sweep.yaml")
     table = pd.read_csv(sweep_dir / "summary.csv")
     factors = factor_keys(sweep)
+    policy = policy_factor(sweep, factors)
+    factors = label_policies(table, factors, policy)
     done = table[table["status"] == "done"].copy()
     first_base = sweep["base"][0] if isinstance(sweep["base"], list) else sweep["base"]
     kind = kind_of(first_base.get("kind"))
@@ -188,7 +219,6 @@ def render_sweep_report(sweep_dir: str | Path) -> Path:
         m for m in (sweep.get("metrics") or getattr(kind, "headline_metrics", ())) if m in done.columns
     ]
     lower = set(sweep.get("lower_is_better", []))
-    policy = policy_factor(sweep, factors)
     scenario = [f for f in factors if f != policy]
     tables: dict[str, pd.DataFrame] = {}
     if policy and metrics and len(done):

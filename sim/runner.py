@@ -8,6 +8,7 @@ optional ``prepare(spec)`` does shared cached work once before a sweep's workers
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -42,14 +43,20 @@ class RunResult:
     wall_time_s: float = 0.0
 
 
-def versions() -> dict[str, str]:
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
     found = {"python": platform.python_version()}
     for name in _VERSIONED:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = "unknown"
-    return found
+    return tuple(found.items())
+
+
+def versions() -> dict[str, str]:
+    """Python's and the key packages' versions (read once per process)."""
+    return dict(_versions())
 
 
 def kind_of(name: Any) -> Any:

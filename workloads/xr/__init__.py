@@ -6,6 +6,7 @@ from typing import Any
 
 from sim.kernel import Kernel
 from sim.registry import register
+from workloads.xr import study
 from workloads.xr.spec import XRSpec
 from workloads.xr.world import XRWorld
 
@@ -16,6 +17,7 @@ class XRKind:
 
     Spec = XRSpec
     report_tables = ("models", "accelerators")
+    sweep_tables = staticmethod(study.sweep_tables)
     headline_metrics = (
         "uxcost",
         "xrbench_score",
