@@ -1,89 +1,148 @@
-"""SDRM3: online weight adaptation after a workload change, waiting for a suitable accelerator."""
+"""SDRM3: every mechanism changes what happens, and each switch turns one off.
 
+Scenarios: ``ar_phases`` (WS + OS, layer blocks; hand tracking and plane detection join
+at 2 s) for the score weights and their tuning; ``vr_gaming_supernet`` (AR models join
+at 0.5 s and leave at 1 s) for the supernet width; ``ar_assistant`` for the
+workload-change detector.
+"""
+
+import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import simpy
 
 from devices.system import AcceleratorPool, Job, ModelCost
 from policies.scheduling.sdrm3 import SDRM3
 from sim.kernel import Kernel
 from sim.runner import load_spec
+from workloads.xr.metrics import uxcost
 from workloads.xr.world import XRWorld
 
-PHASE_AT_S = 1.0
-SCENARIO = {
-    "kind": "xr",
-    "duration_s": 3.0,
-    "granularity": "layer_block",
-    "hardware": {"preset": "Dual_4K", "dataflow": ["WS", "OS"]},
-    "models": [
-        {"name": "eye_segmentation", "fps": 60},
-        {"name": "gaze_estimation", "depends_on": "eye_segmentation"},
-        {"name": "depth_estimation", "fps": 30},
-    ],
-    "phases": [
-        {
-            "at_s": PHASE_AT_S,
-            "add": [{"name": "plane_detection", "fps": 15}, {"name": "hand_tracking", "fps": 45}],
-        }
-    ],
-}
-# initial weights that favour urgency although this workload needs accelerator preference
-POOR = {"w_urgency": 2.0, "w_fairness": 0.05, "w_preference": 0.05}
+XR = Path(__file__).resolve().parents[1] / "scenarios" / "xr"
+PHASE_AT_S = 2.0  # ar_phases: hand tracking and plane detection join
+DEFAULT = (1.0, 0.5, 0.5)  # SDRM3.Params' initial (urgency, fairness, preference)
 
 
-def _run(adapt: bool, seed: int):
-    spec = load_spec({**SCENARIO, "scheduler": {"name": "sdrm3", "params": {"adapt": adapt, **POOR}}})
+def _world(scenario: str, params: dict, seed: int = 0, *sets: str) -> XRWorld:
+    overrides = ["scheduler.name=sdrm3", f"scheduler.params={json.dumps(params)}", *sets]
+    spec = load_spec(XR / f"{scenario}.yaml", overrides)
     world = XRWorld(spec, Kernel(seed))
     world.run()
-    return world.results()[1]["frames"], world.pool.scheduler
+    return world
 
 
-def _uxcost(frames, since_s: float) -> float:
-    """UXCost (docs/metrics.md) of the frames that arrived after ``since_s``."""
-    f = frames[frames["status"].isin(["completed", "dropped"]) & (frames["arrival_s"] >= since_s)]
-    budget = f["deadline_s"] - f["arrival_s"]
-    delay = np.where(
-        f["status"] == "completed", f["latency_s"] + np.where(f["late"], budget, 0.0), 2 * budget
+def _fixed(weights) -> dict:
+    u, f, p = weights
+    return {"adapt": False, "w_urgency": u, "w_fairness": f, "w_preference": p}
+
+
+def _uxcost_since(world: XRWorld, since_s: float) -> float:
+    """UXCost (workloads.xr.metrics.uxcost) of the frames that arrived from ``since_s`` on,
+    charged the energy their jobs used (idle energy cannot be split by time)."""
+    frames = world.results()[1]["frames"]
+    f = frames[frames["arrival_s"] >= since_s]
+    cfg = world.spec.metrics
+    return uxcost(
+        (f["status"] == "completed").to_numpy(),
+        (f["status"] == "dropped").to_numpy(),
+        f["late"].to_numpy(),
+        f["latency_s"].to_numpy(),
+        (f["deadline_s"] - f["arrival_s"]).to_numpy(),
+        f["worst_latency_s"].to_numpy(),
+        f["worst_energy_j"].to_numpy(),
+        float(f["energy_j"].sum()),
+        cfg.miss_penalty,
+        cfg.drop_penalty,
     )
-    return f["energy_j"].mean() * delay.mean()
 
 
-def test_weights_settle_within_five_steps_after_a_phase_change():
-    """An overload (drops: urgency matters) gives way at 1.5 s to a light mix (placement matters)."""
-    change_s = 1.5
-    spec = load_spec(
-        {
-            **SCENARIO,
-            "models": [
-                {"name": "eye_segmentation", "fps": 60},
-                {"name": "gaze_estimation", "depends_on": "eye_segmentation"},
-                {"name": "hand_tracking", "fps": 90},
-                {"name": "depth_estimation", "fps": 60},
-                {"name": "plane_detection", "fps": 60},
-            ],
-            "phases": [{"at_s": change_s, "remove": ["hand_tracking", "plane_detection"]}],
-            "scheduler": {"name": "sdrm3"},
-        }
-    )
-    world = XRWorld(spec, Kernel(0))
-    world.run()
-    after = [np.array(w) / sum(w) for t, w in world.pool.scheduler.history if t > change_s]
-    moves = [np.abs(b - a).max() for a, b in zip(after, after[1:])]
-    assert max(moves[:2]) > 0.1, "the new workload should move the weights"
-    assert max(moves[4:]) < 0.01, f"not settled after 5 steps: {np.round(moves, 3)}"
+def _search_grid(centre, factor: float) -> list[tuple[float, ...]]:
+    """``centre`` and ``centre`` with each weight multiplied by ``factor``, at ``centre``'s sum."""
+    out = [tuple(centre)]
+    for k in range(3):
+        moved = list(centre)
+        moved[k] *= factor
+        out.append(tuple(w * sum(centre) / sum(moved) for w in moved))
+    return out
 
 
-def test_settled_weights_beat_the_initial_ones():
-    for seed in (0, 1):
-        adapted = _uxcost(_run(adapt=True, seed=seed)[0], since_s=2 * PHASE_AT_S)
-        fixed = _uxcost(_run(adapt=False, seed=seed)[0], since_s=2 * PHASE_AT_S)
-        assert adapted < 0.97 * fixed, (adapted, fixed)
+def test_score_weights_change_schedules_and_uxcost():
+    urgent = _world("ar_phases", _fixed((1.6, 0.2, 0.2)))
+    placing = _world("ar_phases", _fixed((0.6, 0.3, 1.1)))
+    a, b = (w.pool.segments.to_frame()[["accel", "start_s"]] for w in (urgent, placing))
+    assert len(a) != len(b) or not a.equals(b)
+    ux_urgent, ux_placing = urgent.results()[0]["uxcost"], placing.results()[0]["uxcost"]
+    assert abs(ux_urgent - ux_placing) > 0.05 * min(ux_urgent, ux_placing), (ux_urgent, ux_placing)
 
 
-def test_waits_for_the_accelerator_that_suits_the_job():
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tuning_reaches_the_best_of_the_grid_within_five_steps_of_a_phase_change(seed):
+    tuned = _world("ar_phases", {}, seed)
+    policy = tuned.pool.scheduler
+    p = policy.p
+    detected = [t for t in policy.changes if t > PHASE_AT_S]
+    assert detected and detected[0] <= PHASE_AT_S + 2 * p.window_s, policy.changes
+    since = detected[0] + 5 * p.trial_windows * p.window_s  # five steps after the change
+    grid = _search_grid(DEFAULT, p.explore_factor)
+    fixed = [_uxcost_since(_world("ar_phases", _fixed(w), seed), since) for w in grid]
+    assert _uxcost_since(tuned, since) <= min(fixed), (_uxcost_since(tuned, since), fixed)
+    # the best of the grid is not the initial weights: tuning moved, and not to the floor
+    assert min(fixed) < 0.97 * fixed[0]
+    settled = np.array(policy.weights) / sum(policy.weights)
+    assert not np.allclose(settled, np.array(DEFAULT) / sum(DEFAULT))
+    assert settled.min() > 2 * p.min_weight_share, settled
+
+
+def test_weights_stay_put_between_workload_changes():
+    policy = _world("ar_phases", {}).pool.scheduler
+    p = policy.p
+    search_s = 4 * p.trial_windows * p.window_s
+    after = [w for t, w in policy.history if t > policy.changes[-1] + search_s + 1e-9]
+    assert after and all(w == after[0] for w in after)
+
+
+def test_a_workload_change_is_a_change_of_the_active_streams():
+    # ar_assistant: every stream starts at once; speech recognition (triggered by keyword
+    # detection with p=0.5, 3 fps) joins at its first trigger and never counts as leaving
+    policy = _world("ar_assistant", {}, 0, "duration_s=4.0").pool.scheduler
+    assert 1 <= len(policy.changes) <= 2, policy.changes
+    assert len(policy.history) >= 39  # windows of 0.1 s, each one step
+    # ar_phases: the start, then the join at 2 s (within a window of the phase)
+    changes = _world("ar_phases", {}).pool.scheduler.changes
+    assert len(changes) == 2 and PHASE_AT_S < changes[1] <= PHASE_AT_S + 0.2, changes
+
+
+def test_supernet_narrows_without_slack_and_widens_when_slack_returns():
+    world = _world("vr_gaming_supernet", {})
+    widths = world.pool.scheduler.width_history  # (time, model index, width index)
+    narrowest = [t for t, _, k in widths if k == 0]
+    assert narrowest and 0.5 < narrowest[0] < 1.0, widths
+    widest_again = [t for t, _, k in widths if k == 3 and t > narrowest[0]]
+    assert widest_again and 1.0 < widest_again[0] < 1.5, widths
+    frames = world.results()[1]["frames"]
+    hud = frames[(frames["model"] == "hud_reader") & (frames["status"] == "completed")]
+    full = hud["accuracy"].max()
+    by_phase = [hud[(hud["arrival_s"] >= a) & (hud["arrival_s"] < b)]["accuracy"] for a, b in PHASES]
+    assert (by_phase[0] == full).all() and by_phase[1].mean() < full and (by_phase[2].tail(5) == full).all()
+
+
+PHASES = [(0.0, 0.5), (0.6, 1.0), (1.0, 1.5)]  # vr_gaming_supernet: before, during, after the AR models
+
+
+def test_switches_turn_each_mechanism_off():
+    no_width = _world("vr_gaming_supernet", {"switch_width": False})
+    frames = no_width.results()[1]["frames"]
+    hud = frames[(frames["model"] == "hud_reader") & (frames["status"] == "completed")]
+    assert hud["accuracy"].nunique() == 1 and not no_width.pool.scheduler.width_history
+    fixed = _world("ar_phases", {"adapt": False}).pool.scheduler
+    assert fixed.weights == list(DEFAULT) and not fixed.history
+
+
+def _two_accelerator_pool(scheduler):
     env = simpy.Environment()
     specs = [SimpleNamespace(name=n, num_pes=1, dataflow="WS", idle_power_w=0.0) for n in ("fit", "poor")]
     done = []
@@ -92,7 +151,7 @@ def test_waits_for_the_accelerator_that_suits_the_job():
     pool = AcceleratorPool(
         env,
         specs,
-        SDRM3(adapt=False),
+        scheduler,
         block_granularity=False,
         on_complete=lambda j, t: done.append((j.frame, j.accel, t)),
         on_drop=lambda j, t: None,
@@ -100,9 +159,14 @@ def test_waits_for_the_accelerator_that_suits_the_job():
         models=[cost],
     )
     pool.submit(Job(cost, 0, 0.0, 100.0))  # takes `fit` until t=1
-    pool.submit(Job(cost, 1, 0.0, 100.0))  # waits for `fit` rather than 10 s on `poor`
+    pool.submit(Job(cost, 1, 0.0, 100.0))
     env.run()
-    assert done == [(0, 0, 1.0), (1, 0, 2.0)]
+    return done
+
+
+def test_waits_for_the_accelerator_that_suits_the_job_unless_the_filter_is_off():
+    assert _two_accelerator_pool(SDRM3(adapt=False)) == [(0, 0, 1.0), (1, 0, 2.0)]
+    assert _two_accelerator_pool(SDRM3(adapt=False, wait_filter=False)) == [(0, 0, 1.0), (1, 1, 10.0)]
 
 
 def test_decision_state_is_per_instance():

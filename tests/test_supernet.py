@@ -1,7 +1,8 @@
-"""The slimmable supernet: shared weights, real costs and accuracies, a disk cache that holds.
+"""The slimmable supernets: shared weights, real costs and accuracies, a disk cache that holds.
 
-The first run trains the supernet (well under a minute) into the shared cache; later
-runs read it.
+The first run trains the digits proxy (well under a minute) into the shared cache; later
+runs read it. The XR-size supernet is costed from its own sub-networks and carries the
+proxy's measured accuracies.
 """
 
 import os
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from devices.cost import cost_table
+from devices.hardware import HardwareConfig
 from sim.errors import ConfigError
 from sim.kernel import torch_generator
 from workloads import supernet
@@ -124,9 +127,38 @@ def test_load_is_cached_in_process(net):
 
 
 def test_unknown_supernet_lists_known_ones():
-    assert SUPERNETS == ("digits_slimmable",)
-    with pytest.raises(ConfigError, match="unknown supernet 'cifar'; known supernets: digits_slimmable"):
+    assert SUPERNETS == ("digits_slimmable", "xr_slimmable")
+    known = "known supernets: digits_slimmable, xr_slimmable"
+    with pytest.raises(ConfigError, match=f"unknown supernet 'cifar'; {known}"):
         load_supernet("cifar")
+
+
+@pytest.fixture(scope="module")
+def xr_net():
+    return load_supernet("xr_slimmable")
+
+
+def test_xr_supernet_is_xr_size_and_carries_the_proxy_s_measured_accuracies(net, xr_net):
+    convs = [layer for layer in xr_net.variants[-1].layers if layer.op == "conv"]
+    assert convs[0].in_channels == 3 and convs[0].out_pixels == 128 * 128
+    macs = [sum(layer.macs for layer in v.layers) for v in xr_net.variants]
+    assert all(a < b for a, b in zip(macs, macs[1:]))
+    assert 3e9 <= macs[-1] <= 4e9  # XRBench hand tracking: about 3.7 GMAC at 3x128x128
+    assert macs[0] < macs[-1] / 10  # channels at width 0.25: MACs about 1/16
+    assert xr_net.accuracy_from == "digits_slimmable" == net.accuracy_from
+    assert [v.accuracy for v in xr_net.variants] == [v.accuracy for v in net.variants]
+    assert np.array_equal(xr_net.test_predictions, net.test_predictions)
+
+
+@pytest.mark.parametrize("dataflow", ["WS", "OS"])
+def test_narrower_xr_widths_really_cut_latency_and_energy_on_the_accelerators(xr_net, dataflow):
+    system = HardwareConfig(preset="Dual_4K", dataflow=dataflow).build()
+    costs = [cost_table(f"xr@{v.width}", v.layers, system) for v in xr_net.variants]
+    latency = [float(lat[0].sum()) for lat, _ in costs]
+    energy = [float(en[0].sum()) for _, en in costs]
+    assert all(a < b for a, b in zip(latency, latency[1:])), latency
+    assert latency[0] < 0.3 * latency[-1], latency
+    assert energy[0] < 0.1 * energy[-1], energy
 
 
 def test_bad_width_lists_widths(net):

@@ -1,4 +1,4 @@
-"""A slimmable supernet trained in-repo: the ``xr`` scenario's accuracy-for-schedulability trade.
+"""Slimmable supernets: the ``xr`` scenario's accuracy-for-schedulability trade.
 
 :class:`SlimmableCNN` follows Yu et al., "Slimmable Neural Networks" (ICLR 2019): every
 convolution keeps one weight tensor, and at width ``w`` a layer uses its first
@@ -7,22 +7,33 @@ Batch normalisation is switchable, one ``BatchNorm2d`` per width, because the st
 of a 4-channel and a 16-channel slice of the same layer differ and shared BN would
 leave the narrow networks badly calibrated (the paper's finding).
 
-It is trained on scikit-learn's bundled digits (8x8, upsampled bilinearly to 32x32 so
-the convolutions have real spatial extent) with the sandwich rule and in-place
-distillation (Yu & Huang, "Universally Slimmable Networks", ICCV 2019): each step trains
-the largest width on the labels, and the smallest plus one random middle width on the
-largest width's soft predictions. The 1,797 digits are split 60/20/20 into train,
-validation (picks the epoch) and test (reports accuracy) by a permutation seeded from
-``SEED``.
+Two supernets share the architecture family (:data:`ARCHITECTURES`):
 
-Weights are trained once and cached on disk next to the XR models' traced layers; a
-:class:`Supernet` then holds, per width, the test accuracy, the per-sample layers of the
-static sub-network (for the cost model) and its prediction for every test sample, so a
-simulation replays real correctness by sample index instead of running the model.
+- ``digits_slimmable`` (16/32/64 channels, 1x32x32 input, 9.6 MMAC at full width) is
+  *trained* here, on scikit-learn's bundled digits (8x8, upsampled bilinearly to 32x32)
+  with the sandwich rule and in-place distillation (Yu & Huang, "Universally Slimmable
+  Networks", ICCV 2019): each step trains the largest width on the labels, and the
+  smallest plus one random middle width on the largest width's soft predictions. The
+  1,797 digits are split 60/20/20 into train, validation (picks the epoch) and test
+  (reports accuracy) by a permutation seeded from ``SEED``. Its accuracies are measured.
+- ``xr_slimmable`` (64/128/256/512 channels, 3x128x128 input as XRBench's hand
+  tracking, 3.35 GMAC at full width) is the XR-size supernet whose *costs* the
+  scheduler trades: each width's layers are traced from its own sub-network, so the
+  cost model sees the width's real MACs and bytes. It cannot be trained on CPU in
+  this project, so its per-width accuracies and per-sample predictions are those
+  *measured on the digits proxy* (``Supernet.accuracy_from`` says so); they stand
+  for "narrower is somewhat less accurate", not for an XR task's accuracy.
+
+The proxy's weights are trained once and cached on disk next to the XR models' traced
+layers; a :class:`Supernet` then holds, per width, the accuracy, the per-sample layers
+of the static sub-network (for the cost model) and the prediction for every proxy test
+sample, so a simulation replays real correctness by sample index instead of running
+the model.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import functools
 import hashlib
@@ -60,7 +71,24 @@ RECIPE: dict[str, object] = {
     "weight_decay": 5e-4,
     "threads": 2,  # pinned so that weights and predictions do not depend on the caller's setting
 }
-SUPERNETS: tuple[str, ...] = ("digits_slimmable",)
+PROXY = "digits_slimmable"  # the supernet trained in-repo; its accuracies are measured
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A slimmable CNN's shape: channels per stage at width 1.0, input channels and pixels."""
+
+    stage_channels: tuple[int, ...]
+    in_channels: int
+    image_px: int
+    classes: int = 10
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    PROXY: Architecture(tuple(RECIPE["channels"]), 1, RECIPE["image_px"]),
+    "xr_slimmable": Architecture((64, 128, 256, 512), 3, 128),
+}
+SUPERNETS: tuple[str, ...] = tuple(ARCHITECTURES)
 
 
 def channels(full: int, width: float) -> int:
@@ -79,15 +107,22 @@ class SlimmableConv2d(nn.Conv2d):
 
 
 class SlimmableCNN(nn.Module):
-    """Three stages of two conv-BN-ReLU blocks (max-pool between stages), global average
-    pool, linear classifier; the image channel in and the class logits out are never slimmed."""
+    """Stages of two conv-BN-ReLU blocks (max-pool between stages), global average pool,
+    linear classifier; the image channels in and the class logits out are never slimmed."""
 
-    def __init__(self, stage_channels: tuple[int, ...], widths: tuple[float, ...], classes: int = 10):
+    def __init__(
+        self,
+        stage_channels: tuple[int, ...],
+        widths: tuple[float, ...],
+        classes: int = 10,
+        in_channels: int = 1,
+    ):
         super().__init__()
         self.widths = widths
+        self.in_channels = in_channels
         full = [c for c in stage_channels for _ in range(2)]
         self.convs = nn.ModuleList(
-            SlimmableConv2d(cin, cout) for cin, cout in zip([1, *full[:-1]], full, strict=True)
+            SlimmableConv2d(cin, cout) for cin, cout in zip([in_channels, *full[:-1]], full, strict=True)
         )
         self.bns = nn.ModuleList(nn.ModuleList(nn.BatchNorm2d(channels(c, w)) for w in widths) for c in full)
         self.fc = nn.Linear(full[-1], classes)
@@ -109,7 +144,7 @@ class SlimmableCNN(nn.Module):
         """
         i = self.widths.index(width)
         mods: dict[str, nn.Module] = {}
-        cin = 1
+        cin = self.in_channels
         for j, (conv, bns) in enumerate(zip(self.convs, self.bns, strict=True), 1):
             cout = bns[i].num_features
             plain = nn.Conv2d(cin, cout, 3, padding=1, bias=False, device="meta")
@@ -125,11 +160,17 @@ class SlimmableCNN(nn.Module):
         return nn.Sequential(OrderedDict(mods)).eval()
 
 
-def build_model(seed: int = SEED, device: str | torch.device = "cpu") -> SlimmableCNN:
-    """A freshly initialised supernet: He-normal convs, default BN, small uniform classifier,
-    all drawn from ``seed``'s generator (never global RNG); on ``meta``, shapes only."""
+def shapes(name: str) -> SlimmableCNN:
+    """Supernet ``name``'s modules on ``meta``: shapes only, for tracing its widths' layers."""
+    arch = ARCHITECTURES[name]
     with torch.device("meta"):
-        model = SlimmableCNN(tuple(RECIPE["channels"]), WIDTHS)
+        return SlimmableCNN(arch.stage_channels, WIDTHS, arch.classes, arch.in_channels)
+
+
+def build_model(seed: int = SEED, device: str | torch.device = "cpu") -> SlimmableCNN:
+    """A freshly initialised proxy supernet: He-normal convs, default BN, small uniform
+    classifier, all drawn from ``seed``'s generator (never global RNG); on ``meta``, shapes only."""
+    model = shapes(PROXY)
     if torch.device(device).type == "meta":
         return model
     model.to_empty(device=device)
@@ -231,27 +272,33 @@ def _train(seed: int) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
 
 
 def _cache_key(seed: int) -> str:
-    """Changes with this file, the digits, the widths, seed and recipe, and torch."""
+    """Changes with the code that shapes the proxy's weights and predictions (not with the
+    rest of this file, so adding a supernet or a docstring does not retrain), the digits,
+    the widths, seed and recipe, and torch."""
     data = load_digits()
-    h = hashlib.sha256(Path(__file__).read_bytes())
+    source = Path(__file__).read_text()
+    trains = {"SlimmableConv2d", "SlimmableCNN", "shapes", "build_model", "digits", "_predict", "_train"}
+    h = hashlib.sha256()
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in trains:
+            h.update(ast.get_source_segment(source, node).encode())
     h.update(data.data.tobytes() + data.target.tobytes())
     h.update(json.dumps({"widths": WIDTHS, "seed": seed, **RECIPE}, sort_keys=True).encode())
     h.update(torch.__version__.encode())
     return h.hexdigest()[:16]
 
 
-def cache_path(name: str = "digits_slimmable") -> Path:
-    """The file that holds supernet ``name``'s weights and test predictions."""
-    _check_name(name)
-    return cache_dir() / f"supernet-{name}-{_cache_key(SEED)}.pt"
+def cache_path() -> Path:
+    """The file that holds the proxy supernet's weights and test predictions."""
+    return cache_dir() / f"supernet-{PROXY}-{_cache_key(SEED)}.pt"
 
 
 @functools.cache
-def _trained(name: str) -> dict[str, object]:
+def _trained() -> dict[str, object]:
     """Weights, test predictions (one row per width) and training log: read from
     :func:`cache_path`, else trained and predicted now and written there. The file is
     written under a temporary name and renamed, so a concurrent reader sees all or nothing."""
-    path = cache_path(name)
+    path = cache_path()
     try:
         return torch.load(path, weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
@@ -267,10 +314,10 @@ def _trained(name: str) -> dict[str, object]:
     return saved
 
 
-def trained_model(name: str = "digits_slimmable") -> SlimmableCNN:
-    """The trained supernet ``name`` in eval mode (trained on first use, then cached)."""
+def trained_model() -> SlimmableCNN:
+    """The trained proxy supernet in eval mode (trained on first use, then cached)."""
     model = build_model(SEED)
-    model.load_state_dict(_trained(name)["weights"])
+    model.load_state_dict(_trained()["weights"])
     return model.eval()
 
 
@@ -281,7 +328,8 @@ def _check_name(name: str) -> None:
 
 @dataclass(frozen=True)
 class SupernetVariant:
-    """One width of a supernet: its test accuracy and the per-sample layers of its sub-network."""
+    """One width of a supernet: its test accuracy (measured on ``Supernet.accuracy_from``)
+    and the per-sample layers of its own sub-network."""
 
     width: float
     accuracy: float
@@ -290,11 +338,12 @@ class SupernetVariant:
 
 @dataclass(frozen=True)
 class Supernet:
-    """A trained supernet's widths (ascending), their variants, and an inference cache:
-    ``test_predictions[i, j]`` is width ``i``'s predicted label for test sample ``j``,
-    whose true label is ``test_labels[j]``."""
+    """A supernet's widths (ascending), their variants, and an inference cache:
+    ``test_predictions[i, j]`` is width ``i``'s predicted label for test sample ``j`` of
+    ``accuracy_from`` (the trained proxy), whose true label is ``test_labels[j]``."""
 
     name: str
+    accuracy_from: str
     widths: tuple[float, ...]
     variants: tuple[SupernetVariant, ...]
     test_labels: np.ndarray
@@ -308,20 +357,21 @@ def load_supernet(name: str = "digits_slimmable") -> Supernet:
 
 @functools.cache
 def _supernet(name: str) -> Supernet:
-    predictions = _trained(name)["test_predictions"].numpy()
+    _check_name(name)
+    predictions = _trained()["test_predictions"].numpy()
     data = digits(SEED)
     labels = data.labels[data.test].numpy()
-    shapes = build_model(SEED, device="meta")
-    px = RECIPE["image_px"]
+    model, arch = shapes(name), ARCHITECTURES[name]
+    example = torch.zeros(1, arch.in_channels, arch.image_px, arch.image_px, device="meta")
     variants = tuple(
         SupernetVariant(
             width=w,
             accuracy=float((predictions[i] == labels).mean()),
-            layers=extract_layers(shapes.static(w), torch.zeros(1, 1, px, px, device="meta")),
+            layers=extract_layers(model.static(w), example),
         )
         for i, w in enumerate(WIDTHS)
     )
-    return Supernet(name, WIDTHS, variants, labels, predictions)
+    return Supernet(name, PROXY, WIDTHS, variants, labels, predictions)
 
 
 def width_index(net: Supernet, width: float) -> int:

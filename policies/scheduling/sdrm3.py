@@ -2,7 +2,8 @@
 
 A reconstruction from the public abstract only (Kim et al., arXiv 2212.03414; ASPLOS
 2023): the full text was not available. What the abstract states, and how each part
-is built here (every assumed constant is a ``Params`` field):
+is built here (every assumed constant is a ``Params`` field; each mechanism has a
+switch, so an ablation can turn it off):
 
 - *Requirements quantified into scores that drive each decision.* Every (ready job,
   idle accelerator) pair gets ``w_urgency * U + w_fairness * F + w_preference * P``
@@ -12,38 +13,51 @@ is built here (every assumed constant is a ``Params`` field):
   0 — it would miss anyway, so feasible work goes first), F = the model's recent
   drop share (exponential average, ``fairness_decay``) plus its waiting time in frame
   periods, P = the job's best energy-delay product over all accelerators divided by
-  its energy-delay product on this one (1 on its preferred accelerator). Load and the
-  other jobs enter through waiting: a pair whose finish time exceeds the job's
-  earliest finish over all accelerators (busy ones at the time they free up) by more
-  than ``wait_tolerance`` is not considered, so a job may wait for the accelerator
-  that suits it rather than take a poor one (assumed; the abstract says decisions
-  consider "the current system load and the other jobs").
+  its energy-delay product on this one (1 on its preferred accelerator).
+- *Decisions consider the current system load and the other jobs* (``wait_filter``).
+  A pair whose finish time exceeds the job's earliest finish over all accelerators
+  (busy ones at the time they free up) by more than ``wait_tolerance`` is not
+  considered, so a job may wait for the accelerator that suits it rather than take a
+  poor one (assumed).
 - *Tunable parameters adapted online by a gradient-descent-like optimisation that
-  converges within about five steps.* Assumed: each window of ``window_s`` is one
-  step on a surrogate of log UXCost. Three measured shares say which term of the
-  score fell short: the energy share ``x_p = (E - E_best) / E`` (E_best: each
-  finished job's energy on its most efficient accelerator), the penalty share of the
-  effective delay ``x_u`` (late and dropped frames), and the drop disparity ``x_f``
-  (largest per-model drop share minus the mean). The weights move by
-  ``w_i <- w_i * exp(gain_k * (x_i / sum(x) - 1/3))``, renormalised to their initial
-  sum, with ``gain_k = step_size * gain_decay**k``: the term that hurt most gains
-  weight, and the geometric decay makes the weights settle (the total movement is
-  bounded); no weight falls below ``min_weight_share`` of the total. A change in the set of running models
-  restarts ``k`` (a new workload). ``history`` records the weights after each step.
-- *Model-level dynamicity: a smaller supernet sub-network under load.* Each new frame
-  of a supernet model gets one width smaller than the model's last when the
-  predicted load (work queued and running, over the accelerators' capacity within one
-  frame period) exceeds ``load_high``, one larger when it falls below ``load_low``.
+  converges within about five steps for a new workload* (``adapt``). Assumed: a
+  derivative-free coordinate (pattern) search on the measured cost. Each window of
+  ``window_s`` is one step; its cost is the UXCost of the frames that finished in it
+  (mean energy times mean effective delay; a late frame's delay gains
+  ``miss_penalty`` budgets; a dropped frame is charged the energy it would have used,
+  the most over accelerators, and ``1 + miss_penalty + drop_penalty`` budgets plus its
+  worst-case latency, as the project's UXCost). After a workload change the search
+  tries, one window each, the current weights and the three vectors that multiply one
+  weight by ``explore_factor`` (a positive spanning set of the scale-free weight
+  plane), then keeps the cheapest: four trial windows, the chosen weights act from
+  the fifth step. ``rounds`` > 1 repeats the search around the winner with the factor
+  raised to ``explore_decay`` per round. No weight falls below ``min_weight_share``
+  of their sum (the initial sum is kept). Between workload changes the weights stay.
+- *A new workload* is a change in the set of *active streams*: a model joins when a
+  frame of it is first seen (completed or dropped) while it is inactive, and leaves
+  when it has been silent for ``leave_gaps`` times its longest gap between frames so
+  far (at least its period), so a stream triggered with a low probability does not
+  flap. Which models merely finished in a window does not matter.
+- *Model-level dynamicity: a smaller supernet sub-network under load*
+  (``switch_width``). At the end of every window: when it had a late or dropped frame
+  or its offered load (every finished frame's latency on its fastest accelerator,
+  over the accelerators' capacity in the window) exceeded ``load_high``, every
+  supernet model is served one width narrower from then on; when it had neither and
+  the offered load with the supernets one width wider stays below ``load_low``, one
+  width wider. Without the switch the widest width is served.
 - Layer-block granularity (``granularity: layer_block``) lets urgent work take over
   between blocks; at model granularity jobs run to completion.
 
+``history`` records ``(time, weights)`` after each step, ``changes`` the times a new
+workload was detected, ``width_history`` ``(time, model index, width index)`` at
+each width change.
 """
 
 from __future__ import annotations
 
 import math
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from sim.config import StrictModel
 from sim.registry import register
@@ -58,15 +72,21 @@ class SDRM3:
         w_fairness: NonNegativeFloat = 0.5
         w_preference: NonNegativeFloat = 0.5
         urgency_cap: PositiveFloat = 4.0
-        wait_tolerance: NonNegativeFloat = 0.5
         fairness_decay: float = Field(0.9, ge=0.0, lt=1.0)
+        wait_filter: bool = True
+        wait_tolerance: NonNegativeFloat = 0.5
         adapt: bool = True
         window_s: PositiveFloat = 0.1
-        step_size: PositiveFloat = 3.0
-        gain_decay: float = Field(0.5, gt=0.0, lt=1.0)
+        trial_windows: PositiveInt = 4
+        explore_factor: float = Field(4.0, gt=1.0)
+        rounds: PositiveInt = 1
+        explore_decay: float = Field(0.5, gt=0.0, le=1.0)
+        min_gain: float = Field(0.02, ge=0.0, lt=1.0)
         min_weight_share: float = Field(0.02, ge=0.0, lt=1 / 3)
+        leave_gaps: float = Field(4.0, gt=1.0)
         miss_penalty: NonNegativeFloat = 1.0
         drop_penalty: NonNegativeFloat = 2.0
+        switch_width: bool = True
         load_high: PositiveFloat = 0.9
         load_low: PositiveFloat = 0.6
 
@@ -74,23 +94,41 @@ class SDRM3:
         self.p = self.Params(**params)
         self.weights = [self.p.w_urgency, self.p.w_fairness, self.p.w_preference]
         self.history: list[tuple[float, list[float]]] = []  # (time, weights) after each step
+        self.changes: list[float] = []  # times a new workload (set of active streams) was seen
+        self.width_history: list[tuple[float, int, int]] = []  # (time, model index, width index)
         self._drop_share: list[float] = []  # per model index: recent share of frames dropped
         # per model variant: (preference per accelerator, fastest remaining latency per block)
         self._static: dict[object, tuple[list[float], list[float]]] = {}
+        # per model variant: a frame's latency and energy on its slowest and costliest accelerator
+        self._worst: dict[object, tuple[float, float]] = {}
         self._cap = self.p.urgency_cap
-        self._tolerance = 1.0 + self.p.wait_tolerance
+        self._tolerance = 1.0 + self.p.wait_tolerance if self.p.wait_filter else math.inf
         self._accels: list = []
-        self._ready: list = []
-        self._width: dict[int, int] = {}
         self._total = sum(self.weights)
         self._window_end = self.p.window_s
-        self._k = 0  # steps since the workload last changed
+        self._steps = 0  # windows ended
         self._win = _Window()
-        self._models_before: frozenset[int] | None = None
+        # active streams: per model index, the latest arrival seen and the longest gap
+        self._last_s: dict[int, float] = {}
+        self._gap_s: dict[int, float] = {}
+        self._period_s: dict[int, float] = {}
+        self._active: set[int] = set()
+        self._joined = False
+        # the search: weight vectors still to try, those tried with their window cost
+        self._trials: list[list[float]] = []
+        self._tried: list[tuple[float, list[float]]] = []
+        self._round = 0
+        self._settled = list(self.weights)  # the centre of the next search
+        self._trial: dict[int, list] = {}  # the running trial's per-model sums, as in _Window
+        self._trial_windows = 0
+        # supernet models: per model index, fastest full latency per width; the width served
+        self._widths: dict[int, list[float]] = {}
+        self._width: dict[int, int] = {}
 
     # -- setup and feedback --------------------------------------------------------------
     def setup(self, accelerators, models) -> None:
         self._accels = list(accelerators)
+        variants: dict[int, dict[int, float]] = {}
         for m in models:  # preference: best EDP over accelerators / EDP here, per model variant
             edp = [m.cum_energy_j[a.index][-1] * m.cum_latency_s[a.index][-1] for a in accelerators]
             best = min(edp)
@@ -99,6 +137,11 @@ class SDRM3:
                 [best / e if e > 0 else 1.0 for e in edp],
                 [min(r[b] for r in remaining) for b in range(m.n_blocks + 1)],
             )
+            self._worst[m] = (max(c[-1] for c in m.cum_latency_s), max(c[-1] for c in m.cum_energy_j))
+            variants.setdefault(m.index, {})[m.variant] = self._static[m][1][0]
+            self._period_s[m.index] = m.period_s
+        self._widths = {i: [v[k] for k in sorted(v)] for i, v in variants.items() if len(v) > 1}
+        self._width = {i: len(w) - 1 for i, w in self._widths.items()}
         self._drop_share = [0.0] * (max((m.index for m in models), default=-1) + 1)
 
     def on_complete(self, job, now: float) -> None:
@@ -106,13 +149,18 @@ class SDRM3:
         self._drop_share[index] *= self.p.fairness_decay
         budget = job.deadline_s - job.arrival_s
         late = now > job.deadline_s and math.isfinite(budget)
-        self._observe(now, job, now - job.arrival_s, self.p.miss_penalty * budget if late else 0.0, False)
+        penalty = self.p.miss_penalty * budget if late else 0.0
+        self._observe(now, job, job.energy_j, now - job.arrival_s + penalty, late)
 
     def on_drop(self, job, now: float) -> None:
         index = job.model.index
         decay = self.p.fairness_decay
         self._drop_share[index] = decay * self._drop_share[index] + (1 - decay)
-        self._observe(now, job, 0.0, self.p.drop_penalty * (job.deadline_s - job.arrival_s), True)
+        budget = job.deadline_s - job.arrival_s
+        budgets = 1.0 + self.p.miss_penalty + self.p.drop_penalty
+        worst_s, worst_j = self._worst[job.model]
+        delay = (budgets * budget if math.isfinite(budget) else 0.0) + worst_s * job.scale
+        self._observe(now, job, job.energy_j + worst_j * job.work, delay, True)
 
     # -- decisions -----------------------------------------------------------------------
     def pick(self, ready, idle, now):
@@ -120,7 +168,6 @@ class SDRM3:
         cap, tolerance = self._cap, self._tolerance
         drop_share, static = self._drop_share, self._static
         best, best_score = None, -math.inf
-        self._ready = ready  # the pool's live ready list, read when a frame's width is chosen
         single = len(ready) == 1 and len(idle) == 1  # one candidate pair: no score needed
         for job in ready:
             model = job.model
@@ -156,74 +203,159 @@ class SDRM3:
         return min(max(a.busy_until_s - now, 0.0) + job.remaining_latency_s(a) for a in self._accels)
 
     def choose_variant(self, variants, now: float) -> int:
-        index = variants[0].index
-        current = self._width.get(index, len(variants) - 1)
-        load = self._predict_load(variants[0].period_s, now)
-        if load > self.p.load_high and current > 0:
-            current -= 1
-        elif load < self.p.load_low and current < len(variants) - 1:
-            current += 1
-        self._width[index] = current
-        return current
+        """The width the last window's load asked for (the widest without ``switch_width``)."""
+        return self._width.get(variants[0].index, len(variants) - 1)
 
-    def _predict_load(self, period_s: float, now: float) -> float:
-        """Queued plus running work, over the accelerators' capacity within one frame period."""
-        accels = self._accels
-        queued = sum(min(job.remaining_latency_s(a) for a in accels) for job in self._ready)
-        running = sum(max(a.busy_until_s - now, 0.0) for a in accels)
-        return (queued + running) / (len(accels) * period_s)
-
-    # -- online adaptation ---------------------------------------------------------------
-    def _observe(self, now: float, job, delay_s: float, penalty_s: float, dropped: bool) -> None:
-        if not self.p.adapt:
-            return
+    # -- measuring windows ---------------------------------------------------------------
+    def _observe(self, now: float, job, energy_j: float, delay_s: float, missed: bool) -> None:
         while now >= self._window_end:
             self._step(self._window_end)
         win = self._win
         model = job.model
-        win.energy_j += job.energy_j
-        win.best_energy_j += min(c[-1] for c in model.cum_energy_j) * job.work if not dropped else 0.0
-        win.delay_s += delay_s + penalty_s
-        win.penalty_s += penalty_s
-        frames, drops = win.per_model.get(model.index, (0, 0))
-        win.per_model[model.index] = (frames + 1, drops + dropped)
+        index = model.index
+        fastest_s = self._static[model][1][0]
+        win.frames += 1
+        win.misses += missed
+        win.load_s += fastest_s
+        sums = win.per_model.get(index)
+        if sums is None:
+            sums = win.per_model[index] = [0, 0.0, 0.0]
+        sums[0] += 1
+        sums[1] += energy_j / job.work
+        sums[2] += delay_s
+        # active streams: a frame of an inactive model is a join; track the longest gap
+        last = self._last_s.get(index)
+        if index not in self._active:
+            self._active.add(index)
+            self._joined = True
+        elif job.arrival_s - last > self._gap_s[index]:
+            self._gap_s[index] = job.arrival_s - last
+        if last is None or job.arrival_s > last:
+            self._last_s[index] = job.arrival_s
+        self._gap_s.setdefault(index, self._period_s.get(index, 0.0))
 
     def _step(self, end_s: float) -> None:
         win, self._win = self._win, _Window()
-        self._window_end = end_s + self.p.window_s
-        if not win.per_model:
-            return
-        models = frozenset(win.per_model)
-        if models != self._models_before:
-            self._k = 0  # a new workload: restart the gain schedule
-            self._models_before = models
-        shares = [d / f for f, d in win.per_model.values()]
-        x = [
-            win.penalty_s / win.delay_s if win.delay_s > 0 else 0.0,  # urgency
-            max(shares) - sum(shares) / len(shares),  # fairness
-            (win.energy_j - win.best_energy_j) / win.energy_j if win.energy_j > 0 else 0.0,  # preference
+        self._steps += 1
+        self._window_end = (self._steps + 1) * self.p.window_s  # a product, so no rounding drift
+        changed = self._workload_changed(end_s)
+        if changed:
+            self.changes.append(end_s)
+        if self.p.adapt:
+            self._tune(win, changed)
+            self.history.append((end_s, list(self.weights)))
+        if self.p.switch_width and win.frames:
+            self._control_width(win, end_s)
+
+    def _workload_changed(self, end_s: float) -> bool:
+        """Whether the set of active streams changed in the window that ends at ``end_s``."""
+        changed, self._joined = self._joined, False
+        left = [
+            i
+            for i in self._active
+            if end_s - self._last_s[i] > self.p.leave_gaps * max(self._gap_s[i], self._period_s[i])
         ]
-        total = sum(x)
-        if total <= 0:
+        for i in left:
+            self._active.discard(i)
+            del self._last_s[i], self._gap_s[i]
+        return changed or bool(left)
+
+    # -- online tuning: coordinate search on the measured window cost ------------------
+    def _tune(self, win: _Window, changed: bool) -> None:
+        if changed:  # a new workload: search around the weights last settled on
+            self._round = 0
+            self._start_round(self._settled)
             return
-        gain = self.p.step_size * self.p.gain_decay**self._k
-        moved = [w * math.exp(gain * (xi / total - 1 / 3)) for w, xi in zip(self.weights, x)]
-        floor = self.p.min_weight_share * sum(moved)
-        moved = [max(w, floor) for w in moved]
-        scale = self._total / sum(moved)
-        self.weights = [w * scale for w in moved]
-        self._k += 1
-        self.history.append((end_s, list(self.weights)))
+        if not self._trials or not win.frames:
+            return  # settled, or nothing measured in this window
+        for index, (n, energy, delay) in win.per_model.items():
+            sums = self._trial.setdefault(index, [0, 0.0, 0.0])
+            sums[0] += n
+            sums[1] += energy
+            sums[2] += delay
+        self._trial_windows += 1
+        if self._trial_windows < self.p.trial_windows:
+            return
+        self._tried.append((self._cost(self._trial), self._trials.pop(0)))
+        self._trial, self._trial_windows = {}, 0
+        if self._trials:
+            self.weights = list(self._trials[0])
+            return
+        centre_cost, best = self._tried[0]
+        cost, trial = min(self._tried[1:], key=lambda tried: tried[0])
+        if cost < (1.0 - self.p.min_gain) * centre_cost:  # a clear gain, not window-to-window noise
+            best = trial
+        self.weights = list(best)
+        self._settled = list(best)
+        self._round += 1
+        if self._round < self.p.rounds:
+            self._start_round(best)
+
+    def _cost(self, per_model: dict[int, list]) -> float:
+        """UXCost of a trial (mean energy per work unit times mean effective delay), with the
+        models mixed at their nominal frame rates, not at the counts that happened to finish."""
+        rates = {i: 1.0 / self._period_s[i] for i in per_model}
+        total = sum(rates.values())
+        energy = sum(rates[i] * e / n for i, (n, e, _) in per_model.items()) / total
+        delay = sum(rates[i] * d / n for i, (n, _, d) in per_model.items()) / total
+        return energy * delay
+
+    def _start_round(self, centre: list[float]) -> None:
+        """Trials for one round: ``centre``, then ``centre`` with each weight multiplied by the factor."""
+        factor = self.p.explore_factor ** (self.p.explore_decay**self._round)
+        self._trials = [self._normalised(centre)]
+        for k in range(3):
+            moved = list(centre)
+            moved[k] *= factor
+            self._trials.append(self._normalised(moved))
+        self._tried = []
+        self._trial, self._trial_windows = {}, 0
+        self.weights = list(self._trials[0])
+
+    def _normalised(self, weights: list[float]) -> list[float]:
+        """``weights`` scaled to the initial sum, none below ``min_weight_share`` of it."""
+        total = sum(weights)
+        if total <= 0:
+            return [self._total / 3] * 3
+        floor = self.p.min_weight_share * self._total
+        raised = [max(w * self._total / total, floor) for w in weights]
+        return [w * self._total / sum(raised) for w in raised]
+
+    # -- supernet width ------------------------------------------------------------------
+    def _control_width(self, win: _Window, end_s: float) -> None:
+        capacity = self.p.window_s * len(self._accels)
+        load = win.load_s / capacity
+        if win.misses or load > self.p.load_high:
+            step = -1
+        else:
+            wider = (
+                load
+                + sum(
+                    win.per_model.get(i, (0,))[0]
+                    * (lat[min(self._width[i] + 1, len(lat) - 1)] - lat[self._width[i]])
+                    for i, lat in self._widths.items()
+                )
+                / capacity
+            )
+            step = 1 if wider < self.p.load_low else 0
+        if step == 0:
+            return
+        for i, lat in self._widths.items():
+            width = min(max(self._width[i] + step, 0), len(lat) - 1)
+            if width != self._width[i]:
+                self._width[i] = width
+                self.width_history.append((end_s, i, width))
 
 
 class _Window:
-    """What finished in one adaptation window."""
+    """What finished in one window: frames, misses and offered load, and per model the
+    frames and the sums of their energy and effective delay relative to each frame's best
+    case (least energy, latency on the fastest accelerator)."""
 
-    __slots__ = ("energy_j", "best_energy_j", "delay_s", "penalty_s", "per_model")
+    __slots__ = ("frames", "misses", "load_s", "per_model")
 
     def __init__(self):
-        self.energy_j = 0.0
-        self.best_energy_j = 0.0
-        self.delay_s = 0.0
-        self.penalty_s = 0.0
-        self.per_model: dict[int, tuple[int, int]] = {}
+        self.frames = 0
+        self.misses = 0
+        self.load_s = 0.0  # finished frames' latency on their fastest accelerator
+        self.per_model: dict[int, list] = {}  # model index: [frames, energy ratio sum, delay ratio sum]
