@@ -100,15 +100,7 @@ NETWORKS = sorted(XRBENCH_NETWORKS)
 
 
 @pytest.mark.skipif(not SCENARIOS.is_dir(), reason="../shared/reference/xrbench is not beside the repo")
-@pytest.mark.parametrize(
-    "network",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=NOT_MATCHED[n], strict=True))
-        if n in NOT_MATCHED
-        else n
-        for n in NETWORKS
-    ],
-)
+@pytest.mark.parametrize("network", NETWORKS)
 def test_task_model_matches_the_reference_layer_list(layers, network):
     """Same input, MAC layers within 5 %, MACs within 10 % of XRBench's list (as MAESTRO reads it).
 
