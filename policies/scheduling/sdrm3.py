@@ -103,7 +103,7 @@ class SDRM3:
     def __init__(self, **params: float):
         self.p = self.Params(**params)
         self.weights = [self.p.w_urgency, self.p.w_fairness, self.p.w_preference]
-        self.history: list[tuple[float, list[float]]] = []  # (time, weights) after each step
+        self.history: list[tuple[float, list[float]]] = []  # (time, weights) after each window
         self.changes: list[float] = []  # times a new workload (set of active streams) was seen
         self.width_history: list[tuple[float, int, int]] = []  # (time, model index, width index)
         self._drop_share: list[float] = []  # per model index: recent share of frames dropped
@@ -124,7 +124,7 @@ class SDRM3:
         self._gap_s: dict[int, float] = {}
         self._period_s: dict[int, float] = {}
         self._joined = False
-        # the search: weight vectors still to try, those tried with their window cost
+        # the search: weight vectors still to try, those tried with their trial's cost
         self._trials: list[list[float]] = []
         self._tried: list[tuple[float, list[float]]] = []
         self._round = 0
@@ -270,7 +270,7 @@ class SDRM3:
             del self._last_s[i], self._gap_s[i]
         return changed or bool(left)
 
-    # -- online tuning: coordinate search on the measured window cost ------------------
+    # -- online tuning: coordinate search on the measured trial cost -------------------
     def _tune(self, win: _Window, changed: bool) -> None:
         if changed:  # a new workload: search around the weights last settled on
             self._round = 0
@@ -305,7 +305,7 @@ class SDRM3:
         """UXCost of a trial (mean energy per work unit times mean effective delay), with the
         models mixed at their nominal frame rates, not at the counts that happened to finish."""
         rates = {i: 1.0 / self._period_s[i] for i in per_model}
-        total = sum(rates.values())
+        total = sum(rates.values()) or 1.0  # streams without a frame period weigh nothing
         energy = sum(rates[i] * e / n for i, (n, e, _) in per_model.items()) / total
         delay = sum(rates[i] * d / n for i, (n, _, d) in per_model.items()) / total
         return energy * delay
