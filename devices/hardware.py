@@ -5,17 +5,13 @@ model (:mod:`devices.cost`) sees it: a PE array with a dataflow, a clock, an on-
 shared buffer (L2), a per-PE local buffer (L1), a NoC between them, and its share of
 off-chip bandwidth. A :class:`SystemSpec` is a list of them.
 
-Presets follow the XRBench evaluation (Kwon et al., MLSys 2023). The reference gives
-Single_4K (4096 PEs, 4 MiB, 8 KiB per PE, NoC 256), Single_8K (8192 PEs, 8 MiB,
-16 KiB per PE) and Dual_4K (2 x 2048 PEs, 2 MiB each, NoC 128); the rest is filled in
-by the rules these three obey:
-
-- shared buffer (L2): 1 KiB per PE;
-- NoC: 1 byte/cycle per 16 PEs;
-- L1: 8 KiB per PE in the 4K family, 16 KiB per PE in the 8K family;
-- off-chip: the reference's "128" read as 128 bytes/cycle at 1 GHz (128 GB/s) for
-  the whole system, split statically in proportion to PE count. There is no dynamic
-  contention: an idle accelerator's share is not lent to a busy one.
+Presets are XRBench's ``hw_configs/*.m`` (Kwon et al., MLSys 2023) field by field:
+``num_pes``, ``offchip_bw`` (128 bytes/cycle, every accelerator its *own* link),
+``top_noc_bw``/``col_noc_bw`` (equal in every file: one NoC bandwidth),
+``global_shared_memory`` (L2 per accelerator) and ``PE_local_memory`` (L1 per PE).
+The files' NoC latency (1 cycle) and multicast (on) are not modelled: the analytic
+model already counts a broadcast operand once per L2 read. A test reads the files
+and compares every preset.
 """
 
 from __future__ import annotations
@@ -38,7 +34,6 @@ DATAFLOWS: tuple[str, ...] = ("WS", "OS", "RS")
 
 KIB = 1024
 MIB = 1024 * KIB
-SYSTEM_OFFCHIP_BYTES_PER_CYCLE = 128.0
 
 
 class EnergyCoefficients(BaseModel):
@@ -79,13 +74,17 @@ class AcceleratorSpec(BaseModel):
 
 
 class SystemSpec(BaseModel):
-    """Accelerators sharing one off-chip memory; their static shares must fit in it."""
+    """Named accelerators; ``offchip_bytes_per_cycle``, if given, caps their links' sum.
+
+    Unset (the default, as in XRBench), every accelerator has its own off-chip link.
+    Set, it is one shared memory split statically: the accelerators' shares must fit.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
     accelerators: list[AcceleratorSpec] = Field(min_length=1)
-    offchip_bytes_per_cycle: float = Field(SYSTEM_OFFCHIP_BYTES_PER_CYCLE, gt=0)
+    offchip_bytes_per_cycle: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> SystemSpec:
@@ -95,13 +94,13 @@ class SystemSpec(BaseModel):
         return self
 
 
-def _system_problem(accelerators: list[AcceleratorSpec], offchip_bytes_per_cycle: float) -> str | None:
+def _system_problem(accelerators: list[AcceleratorSpec], offchip_bytes_per_cycle: float | None) -> str | None:
     names = [a.name for a in accelerators]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         return f"accelerator names must be unique; repeated: {', '.join(dupes)}"
     share = sum(a.offchip_bytes_per_cycle for a in accelerators)
-    if share > offchip_bytes_per_cycle * (1 + 1e-9):
+    if offchip_bytes_per_cycle is not None and share > offchip_bytes_per_cycle * (1 + 1e-9):
         return (
             f"accelerators' offchip_bytes_per_cycle sum to {share:g}, more than the "
             f"system's offchip_bytes_per_cycle {offchip_bytes_per_cycle:g}"
@@ -109,24 +108,36 @@ def _system_problem(accelerators: list[AcceleratorSpec], offchip_bytes_per_cycle
     return None
 
 
-# name -> (PEs per accelerator, L1 bytes per PE)
-_PRESETS: dict[str, tuple[tuple[int, ...], int]] = {
-    "Single_4K": ((4096,), 8 * KIB),
-    "Single_8K": ((8192,), 16 * KIB),
-    "Dual_4K": ((2048, 2048), 8 * KIB),
-    "Dual_8K": ((4096, 4096), 16 * KIB),
-    "Quad_4K": ((1024,) * 4, 8 * KIB),
-    "Quad_8K": ((2048,) * 4, 16 * KIB),
-    "Dual_4K_bl": ((3072, 1024), 8 * KIB),
-    "Dual_8K_bl": ((6144, 2048), 16 * KIB),
+# XRBench's hw_configs/*.m, accelerator by accelerator in file order:
+# (num_pes, top/col NoC bytes per cycle, global_shared_memory bytes, PE_local_memory bytes)
+_4K_2M = (2048, 128, 2 * MIB, 8 * KIB)
+_8K_4M = (4096, 256, 4 * MIB, 16 * KIB)
+_PRESETS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
+    "Single_4K": ((4096, 256, 4 * MIB, 8 * KIB),),
+    "Single_8K": ((8192, 256, 8 * MIB, 16 * KIB),),
+    "Dual_4K": (_4K_2M, _4K_2M),
+    "Dual_4K_BigLittle": ((3072, 128, 2 * MIB, 8 * KIB), (1024, 128, 2 * MIB, 8 * KIB)),
+    "Dual_4K_LittleBig": ((1024, 128, 2 * MIB, 8 * KIB), (3072, 128, 2 * MIB, 8 * KIB)),
+    "Dual_8K": (_8K_4M, _8K_4M),
+    "Dual_8K_BigLittle": ((6144, 256, 4 * MIB, 16 * KIB), (2048, 256, 4 * MIB, 16 * KIB)),
+    "Dual_8K_LittleBig": ((2048, 256, 4 * MIB, 16 * KIB), (6144, 256, 4 * MIB, 16 * KIB)),
+    "Quad_4K": ((1024, 128, 2 * MIB, 8 * KIB),) * 4,
+    "Quad_8K": ((2048, 256, 4 * MIB, 8 * KIB),) * 4,
 }
+# earlier names, kept so that existing scenario files keep working
+PRESET_ALIASES: dict[str, str] = {"Dual_4K_bl": "Dual_4K_BigLittle", "Dual_8K_bl": "Dual_8K_BigLittle"}
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
-L2_BYTES_PER_PE = 1 * KIB
-PES_PER_NOC_BYTE = 16
+# XRBench's offchip_bw: every accelerator has its own link of this many bytes per cycle
+OFFCHIP_BYTES_PER_CYCLE = 128.0
 
 
 def _unknown_preset(name: Any) -> str:
-    return f"unknown preset {name!r}; known presets: {', '.join(PRESET_NAMES)}"
+    aliases = ", ".join(f"{k} (= {v})" for k, v in PRESET_ALIASES.items())
+    return f"unknown preset {name!r}; known presets: {', '.join(PRESET_NAMES)}; aliases: {aliases}"
+
+
+def _canonical(name: str) -> str:
+    return PRESET_ALIASES.get(name, name)
 
 
 def _bad_dataflow(value: Any) -> str | None:
@@ -136,7 +147,7 @@ def _bad_dataflow(value: Any) -> str | None:
 
 
 def _dataflow_count_problem(name: str, dataflow: str | list[str]) -> str | None:
-    n = len(_PRESETS[name][0])
+    n = len(_PRESETS[_canonical(name)])
     if isinstance(dataflow, str) or len(dataflow) == n:
         return None
     return (
@@ -146,11 +157,13 @@ def _dataflow_count_problem(name: str, dataflow: str | list[str]) -> str | None:
 
 
 def preset(name: str, dataflow: str | list[str] = "WS") -> SystemSpec:
-    """The XRBench hardware preset ``name``; ``dataflow`` is one for all or one per accelerator.
+    """The XRBench hardware preset ``name`` (or an alias); ``dataflow`` is one for all or
+    one per accelerator.
 
-    Accelerators are named ``acc0``, ``acc1``, ... (big first in big.LITTLE presets).
+    Accelerators are named ``acc0``, ``acc1``, ... in the order of XRBench's file (big
+    first in BigLittle, little first in LittleBig). The system keeps the name asked for.
     """
-    if name not in _PRESETS:
+    if _canonical(name) not in _PRESETS:
         raise ConfigError(f"preset: {_unknown_preset(name)}")
     flows = [dataflow] if isinstance(dataflow, str) else list(dataflow)
     problems = [f"dataflow: {p}" for p in map(_bad_dataflow, flows) if p]
@@ -159,21 +172,20 @@ def preset(name: str, dataflow: str | list[str] = "WS") -> SystemSpec:
         problems.append(f"dataflow: {count}")
     if problems:
         raise ConfigError(problems)
-    pes, l1 = _PRESETS[name]
+    table = _PRESETS[_canonical(name)]
     if isinstance(dataflow, str):
-        flows = [dataflow] * len(pes)
-    total = sum(pes)
+        flows = [dataflow] * len(table)
     accels = [
         AcceleratorSpec(
             name=f"acc{i}",
-            num_pes=n,
+            num_pes=pes,
             dataflow=flow,
-            l2_bytes=n * L2_BYTES_PER_PE,
+            l2_bytes=l2,
             l1_bytes_per_pe=l1,
-            noc_bytes_per_cycle=n / PES_PER_NOC_BYTE,
-            offchip_bytes_per_cycle=SYSTEM_OFFCHIP_BYTES_PER_CYCLE * n / total,
+            noc_bytes_per_cycle=noc,
+            offchip_bytes_per_cycle=OFFCHIP_BYTES_PER_CYCLE,
         )
-        for i, (n, flow) in enumerate(zip(pes, flows, strict=True))
+        for i, ((pes, noc, l2, l1), flow) in enumerate(zip(table, flows, strict=True))
     ]
     return SystemSpec(name=name, accelerators=accels)
 
@@ -206,7 +218,7 @@ class HardwareConfig(BaseModel):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, value: str | None) -> str | None:
-        if value is not None and value not in _PRESETS:
+        if value is not None and _canonical(value) not in _PRESETS:
             raise ValueError(_unknown_preset(value))
         return value
 
@@ -234,13 +246,10 @@ class HardwareConfig(BaseModel):
         else:
             if self.dataflow is not None:
                 raise ValueError("dataflow goes with a preset; set it per accelerator instead")
-            problem = _system_problem(self.accelerators, self._offchip())
+            problem = _system_problem(self.accelerators, self.offchip_bytes_per_cycle)
             if problem:
                 raise ValueError(problem)
         return self
-
-    def _offchip(self) -> float:
-        return self.offchip_bytes_per_cycle or SYSTEM_OFFCHIP_BYTES_PER_CYCLE
 
     def build(self) -> SystemSpec:
         """The system this section describes."""
@@ -249,5 +258,5 @@ class HardwareConfig(BaseModel):
         return SystemSpec(
             name=self.name or "custom",
             accelerators=self.accelerators,
-            offchip_bytes_per_cycle=self._offchip(),
+            offchip_bytes_per_cycle=self.offchip_bytes_per_cycle,
         )

@@ -7,8 +7,19 @@ accelerator to the end (no preemption, as in XRBench's runtime); at block granul
 it hands the accelerator back after each block and the scheduler decides again, so
 urgent work can take over between blocks.
 
-A job still waiting at its deadline is dropped; the check runs before every decision,
-so no expired job is ever started, and the drop is stamped with the deadline time.
+A context switch costs ``context_switch_s``: a partly executed job that resumes on an
+accelerator which ran another job since (or on a different accelerator) pays it once,
+at the start of the resumed stretch, for saving and restoring its on-chip state. The
+pool charges it, not the scheduler, so every policy pays it alike. The accelerator
+counts as busy meanwhile and draws its idle power (the off-chip traffic's own energy
+is not modelled); a job resuming where it left off, with nothing in between, pays
+nothing.
+
+The ready list stays in the order jobs first became ready (or sorted by the
+pool's ``ready_key``): a job handing its accelerator back between blocks re-enters
+at its place, ahead of jobs with an equal key. A job still waiting at its deadline
+is dropped; the check runs before every decision, so no expired job is ever started,
+and the drop is stamped with the deadline time.
 Events per job: one SimPy ``Timeout`` per executed stretch, with a callback, no
 process; the ready list stays short because expired jobs leave it.
 """
@@ -16,7 +27,7 @@ process; the ready list stays short because expired jobs leave it.
 from __future__ import annotations
 
 import math
-from bisect import insort
+from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
@@ -36,8 +47,10 @@ class ModelCost:
     """A model's per-block cost on each accelerator of a system.
 
     ``cum_latency_s[a][b]`` is the latency of blocks ``0..b-1`` on accelerator ``a``
-    (length ``n_blocks + 1``); likewise ``cum_energy_j``. Prefix sums make the cost of
-    any run of blocks one subtraction.
+    (length ``n_blocks + 1``); likewise ``cum_energy_j``, and ``cum_edp_js`` for the
+    sum over those blocks' layers of layer latency x layer energy (XRBench's EDP, which
+    its runtime sums per layer). Prefix sums make the cost of any run of blocks one
+    subtraction. Without ``block_edp_js`` each block counts as one layer.
     """
 
     __slots__ = (
@@ -50,6 +63,7 @@ class ModelCost:
         "n_blocks",
         "cum_latency_s",
         "cum_energy_j",
+        "cum_edp_js",
     )
 
     def __init__(
@@ -62,9 +76,13 @@ class ModelCost:
         period_s: float = math.inf,
         variant: int = 0,
         accuracy: float = math.nan,
+        block_edp_js: np.ndarray | None = None,
     ):
-        if block_latency_s.shape != block_energy_j.shape or block_latency_s.ndim != 2:
-            raise ValueError("block latency and energy must both be [n_accel, n_blocks]")
+        if block_edp_js is None:
+            block_edp_js = block_latency_s * block_energy_j
+        shape = block_latency_s.shape
+        if block_energy_j.shape != shape or block_edp_js.shape != shape or block_latency_s.ndim != 2:
+            raise ValueError("block latency, energy and EDP must all be [n_accel, n_blocks]")
         self.name = name
         self.index = index
         self.priority = priority
@@ -72,11 +90,15 @@ class ModelCost:
         self.variant = variant  # sub-network (supernet width) index; 0 for plain models
         self.accuracy = accuracy  # accuracy of this variant; NaN where not measured
         self.n_blocks = block_latency_s.shape[1]
-        zero = np.zeros((block_latency_s.shape[0], 1))
-        cum_lat = np.concatenate([zero, np.cumsum(block_latency_s, axis=1)], axis=1)
-        cum_en = np.concatenate([zero, np.cumsum(block_energy_j, axis=1)], axis=1)
-        self.cum_latency_s = cum_lat.tolist()
-        self.cum_energy_j = cum_en.tolist()
+        self.cum_latency_s = _prefix_sums(block_latency_s)
+        self.cum_energy_j = _prefix_sums(block_energy_j)
+        self.cum_edp_js = _prefix_sums(block_edp_js)
+
+
+def _prefix_sums(per_block: np.ndarray) -> list[list[float]]:
+    """``[a][b]``: sum of blocks ``0..b-1`` on accelerator ``a``, as lists for fast lookups."""
+    zero = np.zeros((per_block.shape[0], 1))
+    return np.concatenate([zero, np.cumsum(per_block, axis=1)], axis=1).tolist()
 
 
 class Job:
@@ -131,6 +153,11 @@ class Job:
         cum = self.model.cum_energy_j[accel.index]
         return (cum[-1] - cum[self.next_block]) * self.work
 
+    def remaining_edp_js(self, accel: Accelerator) -> float:
+        """Sum over the remaining layers of layer latency x layer energy (XRBench EDPGreedy)."""
+        cum = self.model.cum_edp_js[accel.index]
+        return (cum[-1] - cum[self.next_block]) * self.scale * self.work
+
     def next_block_latency_s(self, accel: Accelerator) -> float:
         cum = self.model.cum_latency_s[accel.index]
         return (cum[self.next_block + 1] - cum[self.next_block]) * self.scale
@@ -140,7 +167,9 @@ class Accelerator:
     """Run-time state of one accelerator; schedulers see it read-only.
 
     ``job`` is the running job (None when idle) and ``busy_until_s`` the end of its
-    current stretch (or of the last one, which has passed when it is idle).
+    current stretch (or of the last one, which has passed when it is idle);
+    ``last_job`` is the job that ran last and ``switches`` counts the context switches
+    charged here.
     """
 
     __slots__ = (
@@ -157,6 +186,8 @@ class Accelerator:
         "seg_end_block",
         "seg_energy_j",
         "on_done",
+        "last_job",
+        "switches",
     )
 
     def __init__(self, index: int, spec: Any):
@@ -173,17 +204,21 @@ class Accelerator:
         self.seg_end_block = 0
         self.seg_energy_j = 0.0
         self.on_done: Callable[[Any], None] | None = None
+        self.last_job: Job | None = None
+        self.switches = 0
 
 
 _by_index = attrgetter("index")
+_by_ready = attrgetter("ready_s")
 
 
 class AcceleratorPool:
     """Ready queue + accelerators + scheduler, driven by SimPy events.
 
     ``on_complete(job, now)`` and ``on_drop(job, when)`` tell the owner (the scenario)
-    what became of a job; ``segments`` receives one row per stretch of execution.
-    A scheduler's optional ``setup(accelerators, models)`` runs once here.
+    what became of a job; ``segments`` receives one row per stretch of execution
+    (a context switch included in the stretch it precedes). A scheduler's optional
+    ``setup(accelerators, models)`` runs once here.
     """
 
     def __init__(
@@ -198,8 +233,10 @@ class AcceleratorPool:
         model_names: Sequence[str],
         models: Sequence[ModelCost] = (),
         ready_key: Callable[[Job], Any] | None = None,
+        context_switch_s: float = 0.0,
     ):
         self.env = env
+        self.context_switch_s = context_switch_s
         self.scheduler = scheduler
         self.block_granularity = block_granularity
         self.on_complete = on_complete
@@ -266,6 +303,16 @@ class AcceleratorPool:
         else:
             insort(self.ready, job, key=self._ready_key)
 
+    def _requeue(self, job: Job) -> None:
+        """A job back between blocks: at its place in the queue, ahead of equal keys (it was there first).
+
+        Without a ``ready_key`` the list is in first-ready order, so "ties to the job
+        ready first" still holds, and a job keeps the accelerator it is on.
+        """
+        job.status = READY
+        ready, key = self.ready, self._ready_key or _by_ready
+        ready.insert(bisect_left(ready, key(job), key=key), job)
+
     def _purge(self, now: float) -> None:
         """Drop every ready job whose deadline has come (XRBench: queued at deadline)."""
         ready = self.ready
@@ -306,12 +353,19 @@ class AcceleratorPool:
         if job.start_s != job.start_s:  # NaN: first start
             job.start_s = now
         job.status = RUNNING
-        job.accel = a
         accel.job = job
         accel.seg_start_s = now
         accel.seg_end_block = end
-        accel.seg_energy_j = (cum_en[end] - cum_en[first]) * job.work
+        energy = (cum_en[end] - cum_en[first]) * job.work
         delay = (cum_lat[end] - cum_lat[first]) * job.scale
+        if first and (accel.last_job is not job or job.accel != a):
+            # a partly run job whose state is not on this accelerator: restore it first
+            delay += self.context_switch_s
+            energy += accel.idle_power_w * self.context_switch_s
+            accel.switches += 1
+        accel.last_job = job
+        job.accel = a
+        accel.seg_energy_j = energy
         accel.busy_until_s = now + delay
         Timeout(self.env, delay).callbacks.append(accel.on_done)
 
@@ -332,7 +386,7 @@ class AcceleratorPool:
             if self._sched_complete is not None:
                 self._sched_complete(job, now)
         else:
-            self._enqueue(job)
+            self._requeue(job)
         self._dispatch()
 
     def _record_segment(self, accel: Accelerator, job: Job, end_s: float, energy: float) -> None:

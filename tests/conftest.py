@@ -13,10 +13,11 @@ def shipped(kind: str = "scenario") -> list[Path]:
     return sorted(p for p in (ROOT / "scenarios").rglob("*.yaml") if key in yaml.safe_load(p.read_text()))
 
 
-def make_pool(scheduler, costs, n_accel=1, blocks=False, record=lambda job: job):
+def make_pool(scheduler, costs, n_accel=1, blocks=False, record=lambda job: job, **options):
     """An accelerator pool over hand-made ``costs`` on ``n_accel`` identical accelerators.
 
-    Returns ``env, pool, done, dropped``; ``done``/``dropped`` collect ``(record(job), time)``.
+    Returns ``env, pool, done, dropped``; ``done``/``dropped`` collect ``(record(job), time)``;
+    ``options`` go to the pool (e.g. ``context_switch_s``).
     """
     from types import SimpleNamespace
 
@@ -38,6 +39,7 @@ def make_pool(scheduler, costs, n_accel=1, blocks=False, record=lambda job: job)
         on_drop=lambda j, t: dropped.append((record(j), t)),
         model_names=sorted({c.name for c in costs}, key=[c.name for c in costs].index),
         models=list(costs),
+        **options,
     )
     return env, pool, done, dropped
 

@@ -262,30 +262,26 @@ def test_missing_profile_csv_is_a_config_error(tmp_path):
         ProfileTable.from_csv(tmp_path / "nope.csv")
 
 
-def test_presets_have_the_reference_pe_counts():
+def test_presets_have_the_reference_pe_counts_and_one_link_each():
     pes = {name: [a.num_pes for a in preset(name).accelerators] for name in PRESET_NAMES}
     assert pes == {
         "Single_4K": [4096],
         "Single_8K": [8192],
         "Dual_4K": [2048, 2048],
+        "Dual_4K_BigLittle": [3072, 1024],
+        "Dual_4K_LittleBig": [1024, 3072],
         "Dual_8K": [4096, 4096],
+        "Dual_8K_BigLittle": [6144, 2048],
+        "Dual_8K_LittleBig": [2048, 6144],
         "Quad_4K": [1024] * 4,
         "Quad_8K": [2048] * 4,
-        "Dual_4K_bl": [3072, 1024],
-        "Dual_8K_bl": [6144, 2048],
     }
-    single = preset("Single_4K").accelerators[0]
-    assert (single.l2_bytes, single.l1_bytes_per_pe, single.noc_bytes_per_cycle) == (
-        4 << 20,
-        8 << 10,
-        256,
-    )
-    dual = preset("Dual_4K").accelerators
-    assert [(a.l2_bytes, a.noc_bytes_per_cycle, a.offchip_bytes_per_cycle) for a in dual] == [
-        (2 << 20, 128, 64),
-        (2 << 20, 128, 64),
-    ]
-    assert sum(a.offchip_bytes_per_cycle for a in preset("Dual_4K_bl").accelerators) == 128
+    quad = preset("Quad_4K").accelerators
+    # XRBench: every accelerator has its own 128 B/cycle link, not a share of one
+    assert [(a.l2_bytes, a.noc_bytes_per_cycle, a.offchip_bytes_per_cycle) for a in quad] == [
+        (2 << 20, 128, 128)
+    ] * 4
+    assert preset("Dual_4K_bl").accelerators == preset("Dual_4K_BigLittle").accelerators
 
 
 def test_preset_takes_one_dataflow_per_accelerator():
@@ -298,7 +294,9 @@ def test_preset_takes_one_dataflow_per_accelerator():
 
 
 def test_unknown_preset_lists_known_names():
-    with pytest.raises(ConfigError, match="preset: unknown preset 'Tri_4K'; known presets: Single_4K"):
+    with pytest.raises(
+        ConfigError, match="preset: unknown preset 'Tri_4K'; known presets: Single_4K.*Dual_4K_bl"
+    ):
         preset("Tri_4K")
 
 
@@ -316,6 +314,12 @@ def test_hardware_config_errors_name_the_field_path():
         validate(HardwareConfig, {"dataflow": ["WS"]}, "hardware")
     with pytest.raises(ConfigError, match="hardware: give either preset .* or accelerators, not both"):
         validate(HardwareConfig, {"preset": "Dual_4K", "accelerators": []}, "hardware")
+    with pytest.raises(ConfigError) as err:
+        validate(HardwareConfig, {"preset": "Dual_4K", "l2_size": 1}, "hardware")
+    assert err.value.problems == ["hardware.l2_size: unknown key (got 1)"]
+    with pytest.raises(ConfigError) as err:
+        validate(HardwareConfig, {"accelerators": [{**_accel().model_dump(), "pes": 4}]}, "hardware")
+    assert err.value.problems == ["hardware.accelerators.0.pes: unknown key (got 4)"]
 
 
 def test_hardware_config_default_and_custom_accelerators():

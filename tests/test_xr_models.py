@@ -1,25 +1,26 @@
-"""The XR task models: they build, trace, cache, and cost what the reference says."""
+"""The XR task models: they build, trace, cache, and match XRBench's layer lists."""
+
+from pathlib import Path
 
 import pytest
 import torch
 
 from devices.cost import cost_table, extract_layers
 from devices.hardware import preset
+from devices.maestro import read_networks
 from sim.errors import ConfigError
 from workloads.xr import models
-from workloads.xr.models import TASKS, build_model, example_input, task_layers
+from workloads.xr.models import TASKS, XRBENCH_NETWORKS, build_model, example_input, task_layers
 
-# XRBench reference run (VR gaming, Single_4K, WS), seconds per inference
-REFERENCE_LATENCY_S = {
-    "eye_segmentation": 1.503e-3,
-    "gaze_estimation": 4.222e-3,
-    "hand_tracking": 8.562e-3,
-}
+SCENARIOS = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "xrbench" / "usage_scenarios"
+)
 # the shortest frame period each task runs at in the reference scenarios
 FRAME_PERIOD_S = {
     "eye_segmentation": 1 / 60,
     "gaze_estimation": 1 / 60,
     "hand_tracking": 1 / 45,
+    "depth_refinement": 1 / 30,
     "depth_estimation": 1 / 30,
     "keyword_detection": 1 / 3,
     "speech_recognition": 1 / 3,
@@ -28,6 +29,17 @@ FRAME_PERIOD_S = {
     "plane_detection": 1 / 15,
     "action_segmentation": 1 / 30,
 }
+# networks whose task model does not follow the list yet (docs/cost_model.md)
+NOT_MATCHED = {
+    "SS_HRViT_b1": "HRViT-b1's 423-layer list is not reproduced yet (69 layers, 0.8 of 20.1 GMACs)"
+}
+
+
+def _reference_networks() -> dict:
+    nets = {}
+    for path in sorted(SCENARIOS.glob("*.m")):
+        nets.update(read_networks(path))
+    return nets
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +91,65 @@ def test_unknown_task_lists_known_tasks():
         task_layers("pose")
 
 
-@pytest.mark.parametrize("task", sorted(REFERENCE_LATENCY_S))
-def test_single_4k_latency_within_2x_of_reference(single_4k_latency_s, task):
-    ratio = single_4k_latency_s[task] / REFERENCE_LATENCY_S[task]
-    assert 0.5 <= ratio <= 2.0, f"{task}: {single_4k_latency_s[task] * 1e3:.3f} ms"
-
-
-def test_every_task_fits_its_frame_period_on_single_4k(single_4k_latency_s):
+def test_every_task_fits_its_frame_period_on_single_4k_ws(single_4k_latency_s):
     for task, latency_s in single_4k_latency_s.items():
         assert 0 < latency_s < FRAME_PERIOD_S[task], task
+
+
+NETWORKS = sorted(XRBENCH_NETWORKS)
+
+
+@pytest.mark.skipif(not SCENARIOS.is_dir(), reason="../shared/reference/xrbench is not beside the repo")
+@pytest.mark.parametrize(
+    "network",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(reason=NOT_MATCHED[n], strict=True))
+        if n in NOT_MATCHED
+        else n
+        for n in NETWORKS
+    ],
+)
+def test_task_model_matches_the_reference_layer_list(layers, network):
+    """Same input, MAC layers within 5 %, MACs within 10 % of XRBench's list (as MAESTRO reads it).
+
+    The lists give weight layers only (convs, FCs), so conv and linear layers are
+    counted; MACs include attention's activation matmuls.
+    """
+    reference = _reference_networks()[network].layers
+    task = XRBENCH_NETWORKS[network]
+    ours = layers[task]
+    first = reference[0]
+    # the first listed layer's input (1-D lists include the conv padding: within 5 %)
+    assert example_input(task).numel() == pytest.approx(first.input_bytes, rel=0.05)
+    assert example_input(task).shape[1] == first.in_channels * first.groups
+    mac_layers = [layer for layer in ours if layer.op in ("conv", "linear")]
+    assert len(mac_layers) == pytest.approx(len(reference), rel=0.05)
+    macs = sum(layer.macs for layer in ours)
+    assert macs == pytest.approx(sum(layer.macs for layer in reference), rel=0.10)
+
+
+@pytest.mark.skipif(not SCENARIOS.is_dir(), reason="../shared/reference/xrbench is not beside the repo")
+def test_every_network_of_the_seven_scenarios_has_a_task():
+    assert set(_reference_networks()) == set(XRBENCH_NETWORKS)
+    assert set(XRBENCH_NETWORKS.values()) == set(TASKS)
+
+
+@pytest.mark.skipif(not SCENARIOS.is_dir(), reason="../shared/reference/xrbench is not beside the repo")
+@pytest.mark.parametrize("network", ["ES_RITNet", "GE_FBNet_C", "HT_hand_graph_cnn_half"])
+def test_vr_gaming_models_cost_what_their_lists_cost(layers, network):
+    """Under one cost model, a task model's MAC layers and its XRBench list agree within 10 % on
+    Single_4K-WS; the model's non-MAC layers (norms, activations, pooling), which the list
+    leaves out, only add to its cost."""
+    system = preset("Single_4K", "WS")
+    reference = _reference_networks()[network].layers
+    ours = layers[XRBENCH_NETWORKS[network]]
+    mac_only = tuple(layer for layer in ours if layer.op != "other")
+    listed = cost_table(network, reference, system)
+    for ours_cost, mac_cost, listed_cost in zip(
+        cost_table(network, ours, system), cost_table(network, mac_only, system), listed, strict=True
+    ):
+        assert mac_cost.sum() == pytest.approx(listed_cost.sum(), rel=0.10)
+        assert ours_cost.sum() >= mac_cost.sum()
 
 
 def test_real_weights_come_from_the_seed_not_global_rng():
@@ -98,7 +160,7 @@ def test_real_weights_come_from_the_seed_not_global_rng():
     assert torch.equal(state, torch.random.get_rng_state())
     pa, pb, pc = (dict(m.named_parameters()) for m in (a, b, c))
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
-    assert not torch.equal(pa["conv0.weight"], pc["conv0.weight"])
+    assert not torch.equal(pa["conv0.conv.weight"], pc["conv0.conv.weight"])
     out = a(example_input("keyword_detection", device="cpu"))
     assert out.shape == (1, 12) and torch.isfinite(out).all()
 

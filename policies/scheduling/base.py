@@ -24,6 +24,7 @@ class ModelView(Protocol):
     accuracy: float  # of this variant; NaN where not measured
     cum_latency_s: list[list[float]]  # [accel][b]: latency of blocks 0..b-1 (prefix sums)
     cum_energy_j: list[list[float]]
+    cum_edp_js: list[list[float]]  # [accel][b]: sum over blocks 0..b-1's layers of latency x energy
 
 
 class AcceleratorView(Protocol):
@@ -46,6 +47,7 @@ class JobView(Protocol):
 
     def remaining_latency_s(self, accel: AcceleratorView) -> float: ...
     def remaining_energy_j(self, accel: AcceleratorView) -> float: ...
+    def remaining_edp_js(self, accel: AcceleratorView) -> float: ...  # per-layer sum, as XRBench
     def next_block_latency_s(self, accel: AcceleratorView) -> float: ...
 
 
@@ -67,7 +69,10 @@ class Scheduler(Protocol):
 
 
 def fastest(job: JobView, idle: Sequence[AcceleratorView]) -> AcceleratorView:
-    """The idle accelerator that finishes ``job``'s remaining work soonest (first on ties)."""
+    """The idle accelerator that finishes ``job``'s remaining work soonest (XRBench's LatencyGreedy).
+
+    Ties go to the lower index, as the reference's strict ``<`` over accelerator ids does.
+    """
     return min(idle, key=job.remaining_latency_s)
 
 

@@ -28,9 +28,12 @@ class Planaria:
     - the chosen job runs on its fastest idle accelerator; ties go to the earlier
       ready job and the lower accelerator index.
 
-    At ``granularity: layer_block`` the order is re-evaluated between blocks, the
-    counterpart of Planaria re-allocating subarrays when tasks arrive or finish.
-    No constants are assumed, so there are no params.
+    At ``granularity: layer_block`` Planaria re-allocates at every block boundary, the
+    counterpart of its re-fission when tasks arrive or finish: the running job hands
+    its accelerator back, the order is re-evaluated, and each job goes to its fastest
+    idle accelerator then, which may be another one than before (paying the pool's
+    context switch to move its state). No constants are assumed, so there are no
+    params.
     """
 
     def pick(self, ready: Sequence[JobView], idle: Sequence[AcceleratorView], now: float) -> Pair | None:

@@ -35,11 +35,14 @@ class PREMA:
     - the shortest candidate (least isolated remaining time) runs on its fastest idle
       accelerator; ties go to the earlier ready job.
 
-    Preemption comes for free at ``granularity: layer_block``: the running job hands
-    its accelerator back after each block and competes again, with no checkpoint or
-    restore cost (PREMA's choice among CHECKPOINT, KILL and DRAIN is not modelled; the
-    block boundary acts as a drain point). At ``granularity: model`` it is
-    non-preemptive.
+    Preemption happens at layer-block boundaries (``granularity: layer_block``): the
+    running job hands its accelerator back after each block and competes again, so a
+    candidate with a shorter remaining time takes over at the next boundary. The
+    preempted job pays the pool's context switch (``context_switch_s``: PREMA's
+    CHECKPOINT, saving and restoring its state) when it resumes after another job ran
+    on that accelerator, or on another one; PREMA's choice among CHECKPOINT, KILL and
+    DRAIN is not modelled (the block boundary is the drain point, and no work is
+    killed). At ``granularity: model`` it is non-preemptive.
     """
 
     class Params(StrictModel):

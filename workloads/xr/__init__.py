@@ -36,7 +36,7 @@ class XRKind:
         for stream in spec.streams():
             if stream.supernet is not None:
                 load_supernet(stream.supernet)
-            else:
+            elif stream.task is not None:  # a MAESTRO network is read when the world is built
                 task_layers(stream.task)
 
     @staticmethod

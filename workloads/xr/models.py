@@ -32,94 +32,141 @@ from sim.kernel import torch_generator
 from workloads.cache import cache_dir, write_atomic
 
 
-def conv_bn(
-    cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True
-) -> nn.Sequential:
-    """Conv (no bias) + BatchNorm (+ ReLU)."""
-    mods = [
-        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
-    ]
+class Conv(nn.Module):
+    """A stride-1 convolution as XRBench's MAESTRO costs it: unpadded, output zero-padded back.
+
+    XRBench's layer lists give each layer's input size and no padding or stride, and
+    MAESTRO computes (Y - R + 1) x (X - S + 1) outputs from them. This module does the
+    same MACs: an unpadded conv (an input smaller than the kernel is padded up to it),
+    its output then zero-padded to the input's size, so the network keeps the shapes
+    of the original. Strided convolutions of the originals are this conv followed by
+    :func:`subsample`, as the lists fold strides into the sizes.
+    """
+
+    def __init__(self, cin: int, cout: int, k: int = 3, bias: bool = False):
+        super().__init__()
+        self.k = k
+        self.conv = nn.Conv2d(cin, cout, k, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.k == 1:
+            return self.conv(x)
+        h, w = x.shape[-2:]
+        if h < self.k or w < self.k:
+            x = F.pad(x, (0, max(0, self.k - w), 0, max(0, self.k - h)))
+        y = self.conv(x)
+        dh, dw = h - y.shape[-2], w - y.shape[-1]
+        return F.pad(y, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+
+
+def subsample(x: torch.Tensor) -> torch.Tensor:
+    """Every second row and column (a stride of 2 after a stride-1 conv; a view, no work)."""
+    return x[..., ::2, ::2]
+
+
+def conv_bn(cin: int, cout: int, k: int = 3, act: bool = True) -> nn.Sequential:
+    """:class:`Conv` + BatchNorm (+ ReLU)."""
+    mods = [Conv(cin, cout, k), nn.BatchNorm2d(cout)]
     if act:
         mods.append(nn.ReLU())
     return nn.Sequential(*mods)
 
 
-class InvertedResidual(nn.Module):
-    """MobileNetV2/FBNet block: 1x1 expand, kxk depthwise, 1x1 project, residual if shapes allow."""
+class _SqueezeExcite(nn.Module):
+    def __init__(self, c: int, squeeze: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), Conv(c, squeeze, 1, bias=True), nn.ReLU(), Conv(squeeze, c, 1, bias=True)
+        )
 
-    def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.body(x))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2/FBNet block: 1x1 expand, kxk conv, optional squeeze-excite, 1x1 project,
+    residual if shapes allow.
+
+    XRBench's lists give the kxk "depthwise" conv as a dense CONV (C = K = hidden), at
+    the block's input resolution when it is strided; so does this block (dense, then
+    :func:`subsample`). ``k`` 0: no kxk conv (XRBench's MiDaS list has none in its
+    strided blocks). ``se``: squeeze-excite channels (0: none).
+    """
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int, se: int = 0):
         super().__init__()
         hidden = cin * expand
-        mods = [conv_bn(cin, hidden, 1)] if expand != 1 else []
-        mods += [
-            conv_bn(hidden, hidden, k, stride, groups=hidden),
-            conv_bn(hidden, cout, 1, act=False),
-        ]
-        self.body = nn.Sequential(*mods)
+        self.expand = conv_bn(cin, hidden, 1) if expand != 1 else nn.Identity()
+        self.spatial = conv_bn(hidden, hidden, k) if k else nn.Identity()
+        self.excite = _SqueezeExcite(hidden, se) if se else nn.Identity()
+        self.project = conv_bn(hidden, cout, 1, act=False)
+        self.stride = stride
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x)
+        y = self.excite(self.spatial(self.expand(x)))
+        y = self.project(subsample(y) if self.stride == 2 else y)
         return x + y if self.residual else y
 
 
-def mbconv_stages(cin: int, stages: list[tuple[int, int, int, int, int]]) -> tuple[nn.Sequential, int]:
-    """Stages of (expand, kernel, out channels, repeats, first stride); expand 0 = skip op."""
+def mbconv_stages(cin: int, stages: list[tuple[int, ...]]) -> tuple[nn.Sequential, int]:
+    """Blocks of (expand, kernel, out channels, stride[, squeeze-excite channels]), in order."""
     blocks = []
-    for expand, k, cout, repeats, stride in stages:
-        for i in range(repeats):
-            if expand:
-                blocks.append(InvertedResidual(cin, cout, k, stride if i == 0 else 1, expand))
-                cin = cout
+    for expand, k, cout, stride, *se in stages:
+        blocks.append(InvertedResidual(cin, cout, k, stride, expand, *se))
+        cin = cout
     return nn.Sequential(*blocks), cin
 
 
-# --- eye segmentation: RITNet (DenseNet2D), 42 conv layers --------------------------
+# --- eye segmentation: RITNet (DenseNet2D) as XRBench lists it: 42 convs of 32 channels ---
 
 
 class _RitDown(nn.Module):
-    def __init__(self, cin: int, c: int, pool: bool):
+    """Down block: 3x3, (1x1, 3x3) x 2 with dense-style skip sums; 2x2 average pool first."""
+
+    def __init__(self, c: int, pool: bool):
         super().__init__()
-        self.pool = nn.AvgPool2d(2) if pool else nn.Identity()
-        self.conv1 = nn.Conv2d(cin, c, 3, padding=1)
-        self.conv21 = nn.Conv2d(cin + c, c, 1)
-        self.conv22 = nn.Conv2d(c, c, 3, padding=1)
-        self.conv31 = nn.Conv2d(cin + 2 * c, c, 1)
-        self.conv32 = nn.Conv2d(c, c, 3, padding=1)
+        self.pool = nn.AvgPool2d(2, ceil_mode=True) if pool else nn.Identity()
+        self.conv1 = Conv(c, c, 3, bias=True)
+        self.conv21, self.conv22 = Conv(c, c, 1, bias=True), Conv(c, c, 3, bias=True)
+        self.conv31, self.conv32 = Conv(c, c, 1, bias=True), Conv(c, c, 3, bias=True)
         self.act = nn.LeakyReLU()
         self.bn = nn.BatchNorm2d(c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(x)
-        x21 = torch.cat((x, self.act(self.conv1(x))), 1)
-        x31 = torch.cat((x21, self.act(self.conv22(self.conv21(x21)))), 1)
+        x21 = x + self.act(self.conv1(x))
+        x31 = x21 + self.act(self.conv22(self.conv21(x21)))
         return self.bn(self.act(self.conv32(self.conv31(x31))))
 
 
 class _RitUp(nn.Module):
+    """Up block: upsample to the skip's size and add it, then (1x1, 3x3) x 2."""
+
     def __init__(self, c: int):
         super().__init__()
-        self.conv11 = nn.Conv2d(2 * c, c, 1)
-        self.conv12 = nn.Conv2d(c, c, 3, padding=1)
-        self.conv21 = nn.Conv2d(3 * c, c, 1)
-        self.conv22 = nn.Conv2d(c, c, 3, padding=1)
+        self.conv11, self.conv12 = Conv(c, c, 1, bias=True), Conv(c, c, 3, bias=True)
+        self.conv21, self.conv22 = Conv(c, c, 1, bias=True), Conv(c, c, 3, bias=True)
         self.act = nn.LeakyReLU()
 
     def forward(self, skip: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        x = torch.cat((F.interpolate(x, size=skip.shape[-2:]), skip), 1)
-        x21 = torch.cat((x, self.act(self.conv12(self.conv11(x)))), 1)
+        x = F.interpolate(x, size=skip.shape[-2:]) + skip
+        x21 = x + self.act(self.conv12(self.conv11(x)))
         return self.act(self.conv22(self.conv21(x21)))
 
 
 class EyeSegmentation(nn.Module):
-    """RITNet: five DenseNet down blocks, four up blocks with skips, 4 classes."""
+    """RITNet: five down blocks, four up blocks with skips, a 1x1 head.
+
+    As in XRBench's list, every conv has 32 input and output channels (its input is a
+    32-channel 160x100 map, and the head keeps 32 channels).
+    """
 
     def __init__(self, c: int = 32):
         super().__init__()
-        self.down = nn.ModuleList(_RitDown(1 if i == 0 else c, c, i > 0) for i in range(5))
+        self.down = nn.ModuleList(_RitDown(c, i > 0) for i in range(5))
         self.up = nn.ModuleList(_RitUp(c) for _ in range(4))
-        self.head = nn.Conv2d(c, 4, 1)
+        self.head = Conv(c, c, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -131,49 +178,54 @@ class EyeSegmentation(nn.Module):
         return self.head(x)
 
 
-# --- gaze estimation: FBNet-C -------------------------------------------------------
+# --- gaze estimation: FBNet-C ---------------------------------------------------------
 
-FBNET_C = [  # (expand, kernel, out, repeats, stride); expand 0 marks FBNet's skip op
-    (1, 3, 16, 1, 1),
-    (6, 3, 24, 1, 2),
-    (0, 3, 24, 1, 1),
-    (1, 3, 24, 2, 1),
-    (6, 5, 32, 1, 2),
-    (3, 5, 32, 1, 1),
-    (6, 5, 32, 1, 1),
-    (6, 3, 32, 1, 1),
-    (6, 5, 64, 1, 2),
-    (3, 5, 64, 1, 1),
-    (6, 5, 64, 2, 1),
-    (6, 5, 112, 1, 1),
-    (3, 5, 112, 1, 1),
-    (6, 5, 112, 2, 1),
-    (6, 5, 184, 4, 2),
-    (6, 3, 352, 1, 1),
+FBNET_C = [  # (expand, kernel, out, stride), block by block as XRBench's list gives them
+    (1, 3, 16, 1),
+    (6, 3, 24, 2),
+    (1, 3, 24, 1),
+    (1, 3, 24, 1),
+    (6, 5, 32, 2),
+    (3, 5, 32, 1),
+    (6, 5, 32, 1),
+    (6, 3, 32, 1),
+    (6, 5, 64, 2),
+    (3, 5, 64, 1),
+    (6, 5, 64, 1),
+    (6, 5, 64, 1),
+    (6, 5, 112, 1),
+    (6, 5, 112, 1),
+    (6, 5, 112, 1),
+    (3, 5, 112, 1),
+    (6, 5, 184, 2),
+    (6, 5, 184, 1),
+    (6, 5, 184, 1),
+    (6, 5, 184, 1),
+    (6, 3, 352, 1),
 ]
 
 
 class GazeEstimation(nn.Module):
-    """FBNet-C backbone regressing a 3-D gaze vector."""
+    """FBNet-C backbone (1000-way classifier head, as listed), on a 3x160x100 eye crop."""
 
-    def __init__(self):
+    def __init__(self, classes: int = 1000):
         super().__init__()
-        self.stem = conv_bn(3, 16, 3, 2)
+        self.stem = conv_bn(3, 16, 3)
         self.stages, c = mbconv_stages(16, FBNET_C)
         self.last = conv_bn(c, 1984, 1)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(1984, 3)
+        self.fc = nn.Linear(1984, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.last(self.stages(self.stem(x))))
+        x = self.pool(self.last(self.stages(subsample(self.stem(x)))))
         return self.fc(x.flatten(1))
 
 
-# --- hand tracking: hand graph CNN (stacked hourglass + graph CNN) -------------------
+# --- hand tracking: hand graph CNN, half (stacked hourglass + graph CNN) ----------------
 
 
 class _Residual(nn.Module):
-    """Pre-activation bottleneck of the stacked hourglass."""
+    """Pre-activation bottleneck of the stacked hourglass (1x1 skip conv if widths differ)."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
@@ -181,15 +233,15 @@ class _Residual(nn.Module):
         self.body = nn.Sequential(
             nn.BatchNorm2d(cin),
             nn.ReLU(),
-            nn.Conv2d(cin, mid, 1),
+            Conv(cin, mid, 1, bias=True),
             nn.BatchNorm2d(mid),
             nn.ReLU(),
-            nn.Conv2d(mid, mid, 3, padding=1),
+            Conv(mid, mid, 3, bias=True),
             nn.BatchNorm2d(mid),
             nn.ReLU(),
-            nn.Conv2d(mid, cout, 1),
+            Conv(mid, cout, 1, bias=True),
         )
-        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.skip = Conv(cin, cout, 1, bias=True) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) + self.skip(x)
@@ -212,31 +264,37 @@ class _Hourglass(nn.Module):
         return up + F.interpolate(low, size=up.shape[-2:])
 
 
-class _GraphConv(nn.Module):
-    """Graph convolution on a fixed mesh: mix vertices (a dense learned operator), then features."""
+class _ChebConv(nn.Module):
+    """Chebyshev graph convolution of order 3 on a fixed mesh: features of [x, Lx, L^2 x] mixed."""
 
-    def __init__(self, vertices_in: int, vertices_out: int, cin: int, cout: int):
+    def __init__(self, vertices: int, cin: int, cout: int):
         super().__init__()
-        self.vertices = nn.Linear(vertices_in, vertices_out, bias=False)
-        self.features = nn.Linear(cin, cout)
+        self.register_buffer("laplacian", torch.zeros(vertices, vertices))
+        self.features = nn.Linear(3 * cin, cout)
         self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [batch, vertices, features]
-        x = self.vertices(x.transpose(1, 2)).transpose(1, 2)
-        return self.act(self.features(x))
+        x1 = self.laplacian @ x
+        x2 = self.laplacian @ x1
+        return self.act(self.features(torch.cat((x, x1, x2), -1)))
 
 
 class HandTracking(nn.Module):
-    """Hand graph CNN: stem, stacked hourglass for 21 joint heatmaps, encoder, mesh graph CNN.
-
-    ``residuals`` bottlenecks sit at each hourglass position; 3 brings the latency near
-    the reference (2 gives 205 conv/linear layers, closer to its 224, at 0.65x).
+    """Hand graph CNN (half), as XRBench lists it: 7x7 stem on 3x128x128, two 4-deep hourglass
+    stacks of 256 features with two bottlenecks per position and 21 joint heatmaps, a
+    residual encoder to a 4x4 map, two FCs to an 80-vertex x 64 mesh feature, and a
+    Chebyshev graph CNN over the mesh (64-64-32-32-3-32-32-64-64) and a pose regressor
+    (512-512-20) on the encoding.
     """
 
-    def __init__(self, c: int = 256, stacks: int = 2, residuals: int = 3, joints: int = 21):
+    def __init__(
+        self, c: int = 256, stacks: int = 2, residuals: int = 2, joints: int = 21, vertices: int = 80
+    ):
         super().__init__()
+        self.vertices = vertices
         self.stem = nn.Sequential(
-            conv_bn(3, 64, 7, 2),
+            conv_bn(3, 64, 7),
+            nn.MaxPool2d(2),
             _Residual(64, 128),
             nn.MaxPool2d(2),
             _Residual(128, 128),
@@ -246,105 +304,171 @@ class HandTracking(nn.Module):
         self.features = nn.ModuleList(
             nn.Sequential(_residuals(c, residuals), conv_bn(c, c, 1)) for _ in range(stacks)
         )
-        self.heatmaps = nn.ModuleList(nn.Conv2d(c, joints, 1) for _ in range(stacks))
-        self.merge_features = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(stacks - 1))
-        self.merge_heatmaps = nn.ModuleList(nn.Conv2d(joints, c, 1) for _ in range(stacks - 1))
+        self.heatmaps = nn.ModuleList(Conv(c, joints, 1, bias=True) for _ in range(stacks))
+        self.merge_features = nn.ModuleList(Conv(c, c, 1, bias=True) for _ in range(stacks))
+        self.merge_heatmaps = nn.ModuleList(Conv(joints, c, 1, bias=True) for _ in range(stacks))
         self.encoder = nn.Sequential(
-            _Residual(c + joints, c),
+            _residuals(c, residuals),
             nn.MaxPool2d(2),
-            _Residual(c, c),
+            _residuals(c, residuals),
             nn.MaxPool2d(2),
-            _Residual(c, c),
-            nn.AdaptiveAvgPool2d(4),
+            _residuals(c, residuals),
+            nn.MaxPool2d(2),
+            _residuals(c, residuals),
             nn.Flatten(),
-            nn.Linear(16 * c, 80 * 64),
-            nn.Unflatten(1, (80, 64)),
+            nn.Linear(16 * c, 512),
+            nn.ReLU(),
         )
+        self.to_mesh = nn.Linear(512, vertices * 64)
+        widths = (64, 64, 32, 32, 3, 32, 32, 64, 64)
         self.mesh = nn.Sequential(
-            _GraphConv(80, 160, 64, 64),
-            _GraphConv(160, 320, 64, 32),
-            _GraphConv(320, 1280, 32, 32),
-            _GraphConv(1280, 1280, 32, 3),
+            *(_ChebConv(vertices, a, b) for a, b in zip(widths, widths[1:], strict=False))
         )
+        self.pose = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 20))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.stem(x)
         for i, hourglass in enumerate(self.hourglasses):
             feat = self.features[i](hourglass(x))
             heat = self.heatmaps[i](feat)
-            if i < len(self.merge_features):
-                x = x + self.merge_features[i](feat) + self.merge_heatmaps[i](heat)
-        return self.mesh(self.encoder(torch.cat((feat, heat), 1)))
+            x = x + self.merge_features[i](feat) + self.merge_heatmaps[i](heat)
+        hidden = self.encoder(x)
+        mesh = self.mesh(self.to_mesh(hidden).unflatten(1, (self.vertices, 64)))
+        return mesh, self.pose(hidden)
+
+
+# --- depth refinement: sparse-to-dense RGB-d, 200 samples (ResNet-18 + UpProj decoder) ----
+
+
+class _BasicBlock(nn.Module):
+    """ResNet basic block; a strided one runs its first conv and the 1x1 shortcut at input size."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.conv1, self.conv2 = conv_bn(cin, cout, 3), conv_bn(cout, cout, 3, act=False)
+        self.skip = conv_bn(cin, cout, 1, act=False) if stride != 1 or cin != cout else nn.Identity()
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(x)
+        skip = self.skip(x)
+        if self.stride == 2:
+            y, skip = subsample(y), subsample(skip)
+        return self.act(self.conv2(y) + skip)
+
+
+class _UpProj(nn.Module):
+    """Up-projection (Laina et al.): 2x unpooling, then 5x5 -> 3x3 and a 5x5 shortcut, summed."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2.0)
+        self.branch = nn.Sequential(conv_bn(cin, cout, 5), conv_bn(cout, cout, 3, act=False))
+        self.shortcut = conv_bn(cin, cout, 5, act=False)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.up(x)
+        return self.act(self.branch(x) + self.shortcut(x))
+
+
+class DepthRefinement(nn.Module):
+    """Sparse-to-dense depth (Ma & Karaman, "RGBd-200"): RGB plus 200 sparse depth samples as a
+    4-channel 228x912 input, a ResNet-18 encoder, a 1x1 bottleneck, four UpProj blocks and
+    a 3x3 depth head, as XRBench's ``DR_RGBd_200`` lists it."""
+
+    def __init__(self, cin: int = 4):
+        super().__init__()
+        self.stem = conv_bn(cin, 64, 7)
+        self.pool = nn.MaxPool2d(2, ceil_mode=True)
+        blocks, c = [], 64
+        for width in (64, 128, 256, 512):
+            blocks += [_BasicBlock(c, width, 1 if width == 64 else 2), _BasicBlock(width, width, 1)]
+            c = width
+        self.encoder = nn.Sequential(*blocks)
+        self.bottleneck = conv_bn(512, 256, 1)
+        self.decoder = nn.Sequential(*(_UpProj(256 >> i, 128 >> i) for i in range(4)))
+        self.head = Conv(16, 1, 3, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(subsample(self.stem(x)))
+        return self.head(self.decoder(self.bottleneck(self.encoder(x))))
 
 
 # --- depth estimation: MiDaS v2.1 small (EfficientNet-Lite3 + RefineNet decoder) -------
 
+# (expand, kernel, out, stride) block by block as XRBench's list gives them (from the
+# first block, on the stem's 32-channel output); kernel 0: the list has no kxk conv
 EFFICIENTNET_LITE3 = [
-    (1, 3, 24, 2, 1),
-    (6, 3, 32, 3, 2),
-    (6, 5, 48, 3, 2),
-    (6, 3, 96, 5, 2),
-    (6, 5, 136, 5, 1),
-    (6, 5, 232, 6, 2),
-    (6, 3, 384, 1, 1),
+    (1, 3, 24, 1),
+    (6, 0, 32, 2),
+    *[(6, 3, 32, 1)] * 2,
+    (6, 0, 48, 2),
+    *[(6, 5, 48, 1)] * 2,
+    (6, 0, 96, 2),
+    *[(6, 3, 96, 1)] * 4,
+    *[(6, 5, 136, 1)] * 5,
+    (6, 0, 232, 2),
+    *[(6, 5, 232, 1)] * 5,
+    (6, 3, 384, 1),
 ]
+MIDAS_TAPS = (3, 6, 16, 23)  # blocks whose outputs feed the decoder (1/4 .. 1/32)
 
 
 class _ResidualConvUnit(nn.Module):
     def __init__(self, c: int):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1)
-        )
+        self.body = nn.Sequential(nn.ReLU(), Conv(c, c, 3, bias=True), nn.ReLU(), Conv(c, c, 3, bias=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
 class _Fusion(nn.Module):
-    """RefineNet fusion: add the refined skip (if any), refine, upsample 2x."""
+    """RefineNet fusion: add the refined skip (if any), refine, upsample 2x, 1x1 out conv."""
 
-    def __init__(self, c: int, with_skip: bool):
+    def __init__(self, c: int, cout: int, with_skip: bool):
         super().__init__()
         self.skip_unit = _ResidualConvUnit(c) if with_skip else None
         self.unit = _ResidualConvUnit(c)
+        self.out = Conv(c, cout, 1, bias=True)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         if self.skip_unit is not None:
             x = x + self.skip_unit(skip)
-        return F.interpolate(self.unit(x), scale_factor=2.0, mode="bilinear")
+        return self.out(F.interpolate(self.unit(x), scale_factor=2.0, mode="bilinear"))
 
 
 class DepthEstimation(nn.Module):
-    """MiDaS small: EfficientNet-Lite3 encoder, four fusion blocks, depth head."""
+    """MiDaS small: EfficientNet-Lite3 encoder (from the stem's 32-channel 96x128 output,
+    where XRBench's list starts), four fusion blocks (64..512 features), depth head."""
 
     def __init__(self, c: int = 64):
         super().__init__()
-        self.stem = conv_bn(3, 32, 3, 2)
-        blocks, widths, cin = [], [], 32
-        for stage in EFFICIENTNET_LITE3:
-            block, cin = mbconv_stages(cin, [stage])
-            blocks.append(block)
-            widths.append(cin)
-        self.blocks = nn.ModuleList(blocks)
-        self.taps = (1, 2, 4, 6)  # stages whose outputs feed the decoder (1/4 .. 1/32)
-        self.reassemble = nn.ModuleList(nn.Conv2d(widths[t], c, 3, padding=1, bias=False) for t in self.taps)
-        # the deepest fusion has no skip input
-        self.fusions = nn.ModuleList(_Fusion(c, i < len(self.taps) - 1) for i in range(len(self.taps)))
+        self.blocks, _ = mbconv_stages(32, EFFICIENTNET_LITE3)
+        widths = [EFFICIENTNET_LITE3[t][2] for t in MIDAS_TAPS]
+        feats = [c << i for i in range(len(widths))]
+        self.reassemble = nn.ModuleList(Conv(w, f, 3) for w, f in zip(widths, feats, strict=True))
+        # the deepest fusion has no skip input; each fusion hands the next one's width on
+        outs = [c, *feats[:-1]]
+        self.fusions = nn.ModuleList(
+            _Fusion(f, o, i < len(feats) - 1) for i, (f, o) in enumerate(zip(feats, outs, strict=True))
+        )
         self.head = nn.Sequential(
-            nn.Conv2d(c, c // 2, 3, padding=1),
+            Conv(c, c // 2, 3, bias=True),
             nn.Upsample(scale_factor=2.0, mode="bilinear"),
-            nn.Conv2d(c // 2, 32, 3, padding=1),
+            Conv(c // 2, 32, 3, bias=True),
             nn.ReLU(),
-            nn.Conv2d(32, 1, 1),
+            Conv(32, 1, 1, bias=True),
             nn.ReLU(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, taps = self.stem(x), []
+        taps = []
         for i, block in enumerate(self.blocks):
             x = block(x)
-            if i in self.taps:
+            if i in MIDAS_TAPS:
                 taps.append(x)
         feats = [conv(t) for conv, t in zip(self.reassemble, taps, strict=True)]
         y = self.fusions[-1](feats[-1])
@@ -361,9 +485,9 @@ class KeywordDetection(nn.Module):
 
     def __init__(self, c: int = 19, keywords: int = 12):
         super().__init__()
-        self.conv0 = nn.Conv2d(1, c, 3, padding=1, bias=False)
+        self.conv0 = Conv(1, c, 3)
         self.pool = nn.AvgPool2d((4, 3))
-        self.convs = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1, bias=False) for _ in range(6))
+        self.convs = nn.ModuleList(Conv(c, c, 3) for _ in range(6))
         self.bns = nn.ModuleList(nn.BatchNorm2d(c, affine=False) for _ in range(6))
         self.act = nn.ReLU()
         self.fc = nn.Linear(c, keywords)
@@ -380,17 +504,21 @@ class KeywordDetection(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention written out with nn.Linear and matmuls."""
+    """Multi-head self-attention written out with nn.Linear and matmuls (query and key-value
+    projections apart, as in Emformer and in XRBench's lists)."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [batch, tokens, dim]
         b, n, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        h = self.heads
+        q = self.q(x).reshape(b, n, h, d // h).transpose(1, 2)
+        k, v = self.kv(x).reshape(b, n, 2, h, d // h).permute(2, 0, 3, 1, 4)
         attn = (q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5).softmax(-1)
         return self.proj((attn @ v).transpose(1, 2).reshape(b, n, d))
 
@@ -410,7 +538,8 @@ class TransformerBlock(nn.Module):
 
 
 class SpeechRecognition(nn.Module):
-    """Emformer-like streaming ASR encoder: 4x frame stacking, 24 transformer layers, joint output.
+    """Emformer-like streaming ASR encoder: 4x frame stacking to 128 x 512, 24 transformer
+    layers (query, key-value, output, two FFN linears each, as XRBench lists them), output.
 
     Emformer's segment-wise attention with a memory bank is approximated by full
     attention over one utterance chunk.
@@ -428,7 +557,7 @@ class SpeechRecognition(nn.Module):
     ):
         super().__init__()
         self.stack = stack
-        self.input = nn.Linear(features * stack, dim)
+        self.input = nn.Linear(features * stack, dim) if features * stack != dim else nn.Identity()
         self.layers = nn.Sequential(*(TransformerBlock(dim, heads, ffn) for _ in range(layers)))
         self.norm = nn.LayerNorm(dim)
         self.output = nn.Linear(dim, vocab)
@@ -456,28 +585,34 @@ class _WindowBlock(nn.Module):
 
 
 class SemanticSegmentation(nn.Module):
-    """HRViT-like: conv stem, three parallel resolutions of window-attention blocks, fused head."""
+    """HRViT-like: conv stem, three parallel resolutions of window-attention blocks, fused head.
+
+    Not yet XRBench's HRViT-b1 list (423 layers, four resolutions, MixCFN blocks and
+    cross-resolution fusion); docs/cost_model.md gives the gap.
+    """
 
     def __init__(
         self,
         widths: tuple[int, ...] = (32, 64, 128),
         depth: int = 4,
-        window: int = 8,
+        window: int = 7,
         classes: int = 150,
     ):
         super().__init__()
-        self.stem = nn.Sequential(conv_bn(3, 32, 3, 2), conv_bn(32, widths[0], 3, 2))
-        self.down = nn.ModuleList(conv_bn(widths[i], widths[i + 1], 3, 2) for i in range(len(widths) - 1))
+        self.stem = nn.ModuleList((conv_bn(3, 32, 3), conv_bn(32, widths[0], 3)))
+        self.down = nn.ModuleList(conv_bn(widths[i], widths[i + 1], 3) for i in range(len(widths) - 1))
         self.branches = nn.ModuleList(
             nn.Sequential(*(_WindowBlock(w, max(1, w // 32), window) for _ in range(depth))) for w in widths
         )
-        self.fuse = nn.ModuleList(nn.Conv2d(w, widths[0], 1) for w in widths)
-        self.head = nn.Sequential(conv_bn(widths[0], widths[0], 3), nn.Conv2d(widths[0], classes, 1))
+        self.fuse = nn.ModuleList(Conv(w, widths[0], 1, bias=True) for w in widths)
+        self.head = nn.Sequential(conv_bn(widths[0], widths[0], 3), Conv(widths[0], classes, 1, bias=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = [self.stem(x)]
+        for conv in self.stem:
+            x = subsample(conv(x))
+        feats = [x]
         for down in self.down:
-            feats.append(down(feats[-1]))
+            feats.append(subsample(down(feats[-1])))
         size = feats[0].shape[-2:]
         fused = [
             F.interpolate(fuse(branch(f)), size=size)
@@ -491,67 +626,141 @@ class SemanticSegmentation(nn.Module):
 
 # --- object and plane detection ------------------------------------------------------
 
+# (expand, kernel, out, stride, squeeze-excite channels) as XRBench's list gives them
 FBNETV3_A = [
-    (1, 3, 16, 2, 1),
-    (4, 5, 24, 3, 2),
-    (4, 5, 40, 4, 2),
-    (4, 5, 72, 4, 2),
-    (4, 3, 112, 4, 1),
-    (6, 5, 184, 4, 2),
+    *[(1, 3, 16, 1)] * 2,
+    (4, 5, 24, 2),
+    *[(3, 5, 24, 1)] * 3,
+    (4, 5, 32, 2, 24),
+    *[(3, 3, 32, 1, 24)] * 3,
+    (4, 5, 64, 2),
+    *[(3, 3, 64, 1)] * 3,
+    (4, 5, 112, 1, 64),
+    *[(3, 5, 112, 1, 88)] * 10,
 ]
+FBNETV3_A_BOX_HEAD = [(4, 5, 184, 2, 112), *[(4, 3, 184, 1, 184)] * 4, (6, 5, 200, 1, 280)]
 
 
 class ObjectDetection(nn.Module):
-    """D2Go Faster R-CNN: FBNetV3-like backbone, RPN, conv ROI box head on fixed proposals."""
+    """D2Go Faster R-CNN: FBNetV3-A backbone to stride 16, 1x1 RPN heads, FBNetV3 box head,
+    class and box predictors.
 
-    def __init__(self, proposals: int = 100, classes: int = 81, anchors: int = 15):
+    As in XRBench's list, the box head runs once on one 6x6 pooled map (standing in for
+    ROIAlign over the proposals) and the predictors over ``proposals`` rows of it.
+    """
+
+    def __init__(self, proposals: int = 200, classes: int = 81, anchors: int = 15):
         super().__init__()
         self.proposals = proposals
-        self.stem = conv_bn(3, 16, 3, 2)
-        self.backbone, c = mbconv_stages(16, FBNETV3_A[:5])
-        self.rpn = conv_bn(c, c, 3)
-        self.rpn_cls = nn.Conv2d(c, anchors, 1)
-        self.rpn_box = nn.Conv2d(c, 4 * anchors, 1)
+        self.stem = conv_bn(3, 16, 3)
+        self.backbone, c = mbconv_stages(16, FBNETV3_A)
+        self.rpn_cls = Conv(c, anchors, 1, bias=True)
+        self.rpn_box = Conv(c, 4 * anchors, 1, bias=True)
         self.roi_pool = nn.AdaptiveAvgPool2d(6)
-        self.box_head, hc = mbconv_stages(c, FBNETV3_A[5:])
+        self.box_head, hc = mbconv_stages(c, FBNETV3_A_BOX_HEAD)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.cls = nn.Linear(hc, classes)
         self.box = nn.Linear(hc, 4 * classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        feat = self.backbone(self.stem(x))
-        r = self.rpn(feat)
-        scores, deltas = self.rpn_cls(r), self.rpn_box(r)
-        # stands in for ROIAlign over `proposals` boxes: same output shape, static
-        rois = self.roi_pool(feat).expand(self.proposals, -1, -1, -1)
-        h = self.pool(self.box_head(rois)).flatten(1)
+        feat = self.backbone(subsample(self.stem(x)))
+        scores, deltas = self.rpn_cls(feat), self.rpn_box(feat)
+        h = self.pool(self.box_head(self.roi_pool(feat))).flatten(1).expand(self.proposals, -1)
         return scores, deltas, self.cls(h), self.box(h)
 
 
 class _Bottleneck(nn.Module):
+    """ResNet bottleneck; a strided one runs its 3x3 and its 1x1 shortcut at input size."""
+
     def __init__(self, cin: int, mid: int, stride: int):
         super().__init__()
-        self.body = nn.Sequential(
-            conv_bn(cin, mid, 1), conv_bn(mid, mid, 3, stride), conv_bn(mid, 4 * mid, 1, act=False)
-        )
-        self.skip = (
-            conv_bn(cin, 4 * mid, 1, stride, act=False) if stride != 1 or cin != 4 * mid else nn.Identity()
-        )
+        self.stride = stride
+        self.body = nn.Sequential(conv_bn(cin, mid, 1), conv_bn(mid, mid, 3))
+        self.expand = conv_bn(mid, 4 * mid, 1, act=False)
+        self.skip = conv_bn(cin, 4 * mid, 1, act=False) if stride != 1 or cin != 4 * mid else nn.Identity()
         self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.body(x) + self.skip(x))
+        y, skip = self.body(x), self.skip(x)
+        if self.stride == 2:
+            y, skip = subsample(y), subsample(skip)
+        return self.act(self.expand(y) + skip)
+
+
+# PlaneRCNN's heads as XRBench's list gives them, conv by conv: (in, out, kernel, rows,
+# columns). Depth decoder, image branch, RPN, ROI box/normal head, mask head, refinement.
+PLANE_HEADS: list[tuple[int, int, int, int, int]] = [
+    (256, 128, 3, 3, 3),
+    (128, 128, 3, 5, 5),
+    (256, 128, 3, 5, 5),
+    (256, 128, 3, 10, 10),
+    (256, 128, 3, 8, 10),
+    *[(256, 128, 3, 15, 30)] * 2,
+    *[(256, 128, 3, 30, 40)] * 2,
+    (256, 64, 3, 60, 80),
+    (64, 1, 3, 60, 80),
+    (3, 64, 1, 40, 40),
+    (256, 512, 3, 3, 3),
+    (512, 6, 1, 3, 3),
+    (512, 12, 1, 3, 3),
+    (320, 1024, 4, 2, 2),
+    (1024, 1024, 1, 1, 1),
+    (1024, 8, 1, 1024, 1),
+    (1024, 32, 1, 1024, 1),
+    (1024, 24, 1, 1024, 1),
+    *[(256, 256, 3, 4, 4)] * 4,
+    (256, 256, 2, 3, 3),
+    (256, 8, 1, 7, 7),
+    (10, 32, 3, 48, 64),
+    (64, 64, 3, 48, 64),
+    (128, 64, 3, 24, 32),
+    (128, 128, 3, 24, 32),
+    (256, 128, 3, 12, 16),
+    (128, 64, 4, 12, 16),
+    (128, 32, 4, 24, 32),
+    (64, 16, 3, 48, 64),
+    (16, 1, 3, 48, 64),
+    (128, 64, 4, 12, 16),
+    (128, 32, 4, 24, 32),
+    (64, 16, 3, 48, 64),
+    (16, 1, 3, 48, 64),
+    (64, 16, 3, 48, 64),
+    (16, 1, 3, 48, 64),
+]
+
+
+class _ListedHead(nn.Module):
+    """One head conv at the list's size: reads the previous head output topped up with
+    context channels (FPN features, then the image), resized to (rows, columns)."""
+
+    def __init__(self, cin: int, cout: int, k: int, rows: int, cols: int):
+        super().__init__()
+        self.cin, self.size = cin, (rows, cols)
+        self.conv = Conv(cin, cout, k, bias=True)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=self.size)
+        if x.shape[1] < self.cin:
+            repeats = math.ceil((self.cin - x.shape[1]) / context.shape[1])
+            x = torch.cat((x, *[F.interpolate(context, size=self.size)] * repeats), 1)
+        return self.conv(x[:, : self.cin])
 
 
 class PlaneDetection(nn.Module):
-    """PlaneRCNN at quarter width: ResNet-50-FPN, RPN, mask head on fixed ROIs, depth decoder."""
+    """PlaneRCNN as XRBench lists it ("quarter": a 3x160x160 input): ResNet-101 with an FPN,
+    then its depth, RPN, ROI, mask and refinement heads.
 
-    def __init__(self, width: int = 16, fpn: int = 64, rois: int = 20, anchors: int = 3):
+    The heads' sizes in the list (3x3, 8x10, 15x30, ...) come from no single image
+    size, so the heads are stand-ins that follow the list conv by conv
+    (:class:`_ListedHead`) rather than PlaneRCNN's wiring.
+    """
+
+    def __init__(self, width: int = 64, fpn: int = 256):
         super().__init__()
-        self.rois = rois
-        self.stem = nn.Sequential(conv_bn(3, width, 7, 2), nn.MaxPool2d(3, 2, 1))
+        self.stem = conv_bn(3, width, 7)
+        self.pool = nn.MaxPool2d(2)
         stages, cin = [], width
-        for i, blocks in enumerate((3, 4, 6, 3)):
+        for i, blocks in enumerate((3, 4, 23, 3)):
             mid = width * 2**i
             stages.append(
                 nn.Sequential(
@@ -563,53 +772,38 @@ class PlaneDetection(nn.Module):
             )
             cin = 4 * mid
         self.stages = nn.ModuleList(stages)
-        self.lateral = nn.ModuleList(nn.Conv2d(4 * width * 2**i, fpn, 1) for i in range(4))
-        self.smooth = nn.ModuleList(nn.Conv2d(fpn, fpn, 3, padding=1) for _ in range(4))
-        self.rpn = nn.Conv2d(fpn, fpn, 3, padding=1)
-        self.rpn_out = nn.Conv2d(fpn, 6 * anchors, 1)
-        self.roi_pool = nn.AdaptiveAvgPool2d(14)
-        self.mask_head = nn.Sequential(
-            *(conv_bn(fpn, fpn, 3) for _ in range(4)),
-            nn.ConvTranspose2d(fpn, fpn, 2, 2),
-            nn.Conv2d(fpn, 1, 1),
-        )
-        self.depth = nn.Sequential(
-            conv_bn(fpn, fpn, 3),
-            nn.Upsample(scale_factor=2.0),
-            conv_bn(fpn, fpn // 2, 3),
-            nn.Upsample(scale_factor=2.0),
-            nn.Conv2d(fpn // 2, 1, 3, padding=1),
-        )
+        self.lateral = nn.ModuleList(Conv(4 * width * 2**i, fpn, 1, bias=True) for i in range(3, -1, -1))
+        self.smooth = nn.ModuleList(Conv(fpn, fpn, 3, bias=True) for _ in range(4))
+        self.heads = nn.ModuleList(_ListedHead(*spec) for spec in PLANE_HEADS)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x, feats = self.stem(x), []
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        image, feats = x, []
+        x = self.pool(subsample(self.stem(x)))
         for stage in self.stages:
             x = stage(x)
             feats.append(x)
-        y = self.lateral[-1](feats[-1])
-        pyramid = [self.smooth[-1](y)]
-        for i in range(2, -1, -1):
-            y = self.lateral[i](feats[i]) + F.interpolate(y, size=feats[i].shape[-2:])
-            pyramid.insert(0, self.smooth[i](y))
-        rpn = [self.rpn_out(self.rpn(p)) for p in pyramid]
-        # stands in for ROIAlign over `rois` plane proposals: same output shape, static
-        masks = self.mask_head(self.roi_pool(pyramid[0]).expand(self.rois, -1, -1, -1))
-        return *rpn, masks, self.depth(pyramid[0])
+        y, pyramid = None, []
+        for lateral, smooth, feat in zip(self.lateral, self.smooth, feats[::-1], strict=True):
+            y = lateral(feat) if y is None else lateral(feat) + F.interpolate(y, size=feat.shape[-2:])
+            pyramid.append(smooth(y))
+        context = torch.cat((pyramid[-1], F.interpolate(image, size=pyramid[-1].shape[-2:])), 1)
+        h = pyramid[0]
+        for head in self.heads:
+            h = head(h, context)
+        return h
 
 
 # --- action segmentation: ED-TCN --------------------------------------------------------
 
 
 class ActionSegmentation(nn.Module):
-    """ED-TCN (Lea et al.): temporal encoder-decoder of wide 1-D convolutions."""
+    """ED-TCN (Lea et al.): temporal encoder-decoder of wide 1-D convolutions.
 
-    def __init__(
-        self,
-        features: int = 128,
-        widths: tuple[int, int] = (64, 96),
-        kernel: int = 25,
-        classes: int = 19,
-    ):
+    Four convs as XRBench lists them; the last one's 64 channels per frame are the
+    output (the list has no classifier).
+    """
+
+    def __init__(self, features: int = 128, widths: tuple[int, int] = (64, 96), kernel: int = 25):
         super().__init__()
         c1, c2 = widths
         self.encoder = nn.Sequential(
@@ -628,35 +822,50 @@ class ActionSegmentation(nn.Module):
             nn.Conv1d(c2, c1, kernel, padding=kernel // 2),
             nn.ReLU(),
         )
-        self.classify = nn.Conv1d(c1, classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [batch, features, frames]
-        return self.classify(self.decoder(self.encoder(x)))
+        return self.decoder(self.encoder(x))
 
 
 # --- registry -------------------------------------------------------------------------
 
+# Inputs are those of XRBench's layer lists (the first layer's C x Y x X; 1-D and
+# sequence models: the unpadded frames).
 _MODELS: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
-    # OpenEDS 400x640 grayscale eye image at quarter scale
-    "eye_segmentation": (EyeSegmentation, (1, 1, 100, 160)),
-    # FBNet-C's native 224x224 lands at a quarter of the reference latency
-    "gaze_estimation": (GazeEstimation, (1, 3, 416, 416)),
-    # the published hand graph CNN input; the reference's 3x134x134 (a padded
-    # 128x128) would be 4x too fast under the analytic model
-    "hand_tracking": (HandTracking, (1, 3, 256, 256)),
-    "depth_estimation": (DepthEstimation, (1, 3, 256, 256)),
-    # 1 s of audio as 101 frames x 40 MFCCs
-    "keyword_detection": (KeywordDetection, (1, 1, 101, 40)),
-    # 512 frames x 128 features (the reference's 512x128x1)
+    # a 32-channel 160x100 map: the list's first conv reads 32 channels
+    "eye_segmentation": (EyeSegmentation, (1, 32, 160, 100)),
+    "gaze_estimation": (GazeEstimation, (1, 3, 160, 100)),
+    "hand_tracking": (HandTracking, (1, 3, 128, 128)),
+    # RGB + a sparse depth channel
+    "depth_refinement": (DepthRefinement, (1, 4, 228, 912)),
+    # the stem's output, where the list starts
+    "depth_estimation": (DepthEstimation, (1, 32, 96, 128)),
+    # 98 frames x 40 MFCCs
+    "keyword_detection": (KeywordDetection, (1, 1, 98, 40)),
+    # 512 frames x 128 features (the list's 512x128x1), stacked 4x to 128 x 512
     "speech_recognition": (SpeechRecognition, (1, 512, 128)),
-    # ADE20K crop size
-    "semantic_segmentation": (SemanticSegmentation, (1, 3, 512, 512)),
-    "object_detection": (ObjectDetection, (1, 3, 320, 320)),
-    "plane_detection": (PlaneDetection, (1, 3, 240, 320)),
-    # 128 frames of 128-d per-frame features
-    "action_segmentation": (ActionSegmentation, (1, 128, 128)),
+    "semantic_segmentation": (SemanticSegmentation, (1, 3, 224, 224)),
+    "object_detection": (ObjectDetection, (1, 3, 224, 299)),
+    "plane_detection": (PlaneDetection, (1, 3, 160, 160)),
+    # 644 frames of 128-d features (the list's 668 includes the 24 frames of padding)
+    "action_segmentation": (ActionSegmentation, (1, 128, 644)),
 }
 TASKS: tuple[str, ...] = tuple(_MODELS)
+# XRBench's network names (usage_scenarios/*.m) -> the task model standing for them
+XRBENCH_NETWORKS: dict[str, str] = {
+    "ES_RITNet": "eye_segmentation",
+    "GE_FBNet_C": "gaze_estimation",
+    "HT_hand_graph_cnn_half": "hand_tracking",
+    "DR_RGBd_200": "depth_refinement",
+    "DE_midas_v21_small": "depth_estimation",
+    "KD_res8_narrow": "keyword_detection",
+    "ASR_EM_24L": "speech_recognition",
+    "SS_HRViT_b1": "semantic_segmentation",
+    "OD_D2go_FasterRCNN": "object_detection",
+    "D2go_FastRCNN": "object_detection",
+    "PD_Plane_RCNN_Quarter": "plane_detection",
+    "AS_ED_TCN": "action_segmentation",
+}
 
 
 def _entry(task: str) -> tuple[type[nn.Module], tuple[int, ...]]:

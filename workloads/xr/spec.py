@@ -23,6 +23,20 @@ class SchedulerRef(PolicyRef):
     family = "scheduling"
 
 
+class MaestroRef(StrictModel):
+    """A network of a MAESTRO ``.m`` model file (:mod:`devices.maestro`), costed layer by layer."""
+
+    file: str = Field(min_length=1, description="path of the .m file (relative to the working directory)")
+    network: str = Field(min_length=1, description="name of a `Network` block in it")
+
+    @model_validator(mode="after")
+    def _readable(self) -> MaestroRef:
+        from devices.maestro import network_layers
+
+        network_layers(self.file, self.network)
+        return self
+
+
 class ModelStream(StrictModel):
     """One model of the scenario and the frames that feed it.
 
@@ -30,7 +44,8 @@ class ModelStream(StrictModel):
     it has no arrivals of its own, exists for a frame with probability ``trigger_p`` per
     upstream edge, and becomes ready when all its upstream jobs of that frame are done.
 
-    A model is a task architecture (``task``) or a slimmable ``supernet``, served at
+    A model is a task architecture (``task``), a network of a MAESTRO file
+    (``maestro: {file, network}``) or a slimmable ``supernet``, served at
     ``width`` unless the scheduler chooses a width per frame. ``samples_per_frame``
     inputs are processed per frame (cost scales with it), and ``work`` varies the
     amount of input work from frame to frame (scaling latency and energy).
@@ -39,6 +54,7 @@ class ModelStream(StrictModel):
     name: str = Field(min_length=1)
     task: str | None = Field(None, description="model architecture; defaults to `name`")
     supernet: str | None = Field(None, description="a slimmable supernet instead of a task")
+    maestro: MaestroRef | None = Field(None, description="a network of a MAESTRO .m file instead of a task")
     width: PositiveFloat | None = Field(None, description="supernet width served by default (largest)")
     samples_per_frame: PositiveInt = 1
     work: VariationConfig = Field(default_factory=VariationConfig)
@@ -72,6 +88,10 @@ class ModelStream(StrictModel):
 
     @model_validator(mode="after")
     def _task_or_name(self) -> ModelStream:
+        if self.maestro is not None:
+            if self.task is not None or self.supernet is not None or self.width is not None:
+                raise ValueError("give maestro alone, without task, supernet or width")
+            return self
         if self.supernet is not None:
             from workloads.supernet import supernet_widths
 
@@ -159,6 +179,12 @@ class XRSpec(StrictModel):
     scheduler: SchedulerRef = Field(default_factory=lambda: SchedulerRef(name="edf"))
     granularity: Literal["model", "layer_block"] = "model"
     blocks_per_model: PositiveInt = Field(4, description="layer blocks per model at layer_block granularity")
+    context_switch_s: NonNegativeFloat = Field(
+        1e-5,
+        description="cost of resuming a partly run job whose state left the accelerator (another job "
+        "ran there since, or it moves): saving and restoring a block boundary's activations, "
+        "assumed 2 x 640 KiB over one 128 B/cycle off-chip link at 1 GHz = 10 us",
+    )
     service_time: VariationConfig = Field(default_factory=VariationConfig)
     models: list[ModelStream] = Field(default_factory=_vr_gaming, min_length=1)
     phases: list[Phase] = Field(default_factory=list)

@@ -95,7 +95,8 @@ def sweep_tables(done: pd.DataFrame, factors: list[str]) -> dict[str, pd.DataFra
                 row[metric] = change(done, method, other, cells, metric)
         rows.append(row)
     tables[
-        f"{method} against every other scheduler (uxcost, energy: % change of the geomean over cells; score, drops: points)"
+        f"{method} against every other scheduler "
+        "(uxcost, energy: % change of the geomean over cells; score, drops: points)"
     ] = pd.DataFrame(rows)
     ablations = [p for p in policies if p.startswith(f"{method}(")]
     tables[

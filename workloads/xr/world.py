@@ -72,7 +72,8 @@ def variant_costs(
 ) -> list[ModelCost]:
     """Per-block latency and energy of one model on every accelerator, one entry per variant.
 
-    A task model has one variant; a supernet has one per width (ascending), each
+    A task model or a MAESTRO network has one variant (profile rows name a MAESTRO
+    network's layers by the network's name); a supernet has one per width (ascending), each
     costed from its own sub-network. Cost scales linearly with ``samples_per_frame``.
     """
     if stream.supernet is not None:
@@ -80,6 +81,11 @@ def variant_costs(
 
         net = load_supernet(stream.supernet)
         variants = [(f"{stream.supernet}@{v.width}", v.layers, v.accuracy) for v in net.variants]
+    elif stream.maestro is not None:
+        from devices.maestro import network_layers
+
+        layers = network_layers(stream.maestro.file, stream.maestro.network)
+        variants = [(stream.maestro.network, layers, math.nan)]
     else:
         variants = [(stream.task, task_layers(stream.task), math.nan)]
     n_blocks = spec.blocks_per_model if spec.granularity == "layer_block" else 1
@@ -98,6 +104,7 @@ def variant_costs(
                 period_s=spec.period_s(stream.name),
                 variant=k,
                 accuracy=accuracy,
+                block_edp_js=np.add.reduceat(latency * energy, bounds, axis=1) * samples,
             )
         )
     return costs
@@ -151,6 +158,7 @@ class XRWorld:
             model_names=names,
             models=[c for v in self.variants for c in v],
             ready_key=_model_name if spec.runtime == "xrbench" else None,
+            context_switch_s=spec.context_switch_s,
         )
         self.frames_in = [0] * len(names)
         self.streams = [self._stream(i, s) for i, s in enumerate(streams)]
