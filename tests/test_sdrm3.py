@@ -14,9 +14,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import simpy
+import yaml
 
 from devices.system import AcceleratorPool, Job, ModelCost
 from policies.scheduling.sdrm3 import SDRM3
+from sim.cli import main
 from sim.kernel import Kernel
 from sim.runner import load_spec
 from workloads.xr.metrics import uxcost
@@ -173,3 +175,12 @@ def test_decision_state_is_per_instance():
     a, b = SDRM3(), SDRM3()
     a.weights[0] = 5.0
     assert b.weights[0] == 1.0 and not math.isnan(b.weights[1])
+
+
+def test_a_load_band_upside_down_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    scheduler = {"name": "sdrm3", "params": {"load_low": 0.95}}
+    path.write_text(yaml.safe_dump({"kind": "xr", "scheduler": scheduler}))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: scheduler.params.load_low (0.95) must be below load_high (0.9)"

@@ -21,18 +21,22 @@ switch, so an ablation can turn it off):
   poor one (assumed).
 - *Tunable parameters adapted online by a gradient-descent-like optimisation that
   converges within about five steps for a new workload* (``adapt``). Assumed: a
-  derivative-free coordinate (pattern) search on the measured cost. Each window of
-  ``window_s`` is one step; its cost is the UXCost of the frames that finished in it
-  (mean energy times mean effective delay; a late frame's delay gains
-  ``miss_penalty`` budgets; a dropped frame is charged the energy it would have used,
-  the most over accelerators, and ``1 + miss_penalty + drop_penalty`` budgets plus its
-  worst-case latency, as the project's UXCost). After a workload change the search
-  tries, one window each, the current weights and the three vectors that multiply one
-  weight by ``explore_factor`` (a positive spanning set of the scale-free weight
-  plane), then keeps the cheapest: four trial windows, the chosen weights act from
-  the fifth step. ``rounds`` > 1 repeats the search around the winner with the factor
-  raised to ``explore_decay`` per round. No weight falls below ``min_weight_share``
-  of their sum (the initial sum is kept). Between workload changes the weights stay.
+  derivative-free coordinate (pattern) search on the measured cost. One step is one
+  trial of ``trial_windows`` windows of ``window_s``; its cost is the UXCost of the
+  frames that finished in it: mean energy (per unit of input work) times mean
+  effective delay, where a late frame's delay gains ``miss_penalty`` budgets and a
+  dropped frame is charged the energy of its costliest accelerator and
+  ``1 + miss_penalty + drop_penalty`` budgets plus its worst-case latency (the
+  project's UXCost), with the models mixed at their nominal frame rates so that two
+  trials compare although different frames happened to finish in them. After a
+  workload change the search tries, one step each, the settled weights and the three
+  vectors that multiply one weight by ``explore_factor`` (a positive spanning set of
+  the scale-free weight plane), then keeps the cheapest if it beats the settled
+  weights by more than ``min_gain`` (else they stay): four trial steps, the chosen
+  weights act from the fifth. ``rounds`` > 1 repeats the search around the winner
+  with the factor raised to the power ``explore_decay`` per round. Weights keep their
+  initial sum and none falls below ``min_weight_share`` of it; between workload
+  changes they stay.
 - *A new workload* is a change in the set of *active streams*: a model joins when a
   frame of it is first seen (completed or dropped) while it is inactive, and leaves
   when it has been silent for ``leave_gaps`` times its longest gap between frames so
@@ -48,7 +52,7 @@ switch, so an ablation can turn it off):
 - Layer-block granularity (``granularity: layer_block``) lets urgent work take over
   between blocks; at model granularity jobs run to completion.
 
-``history`` records ``(time, weights)`` after each step, ``changes`` the times a new
+``history`` records ``(time, weights)`` after each window, ``changes`` the times a new
 workload was detected, ``width_history`` ``(time, model index, width index)`` at
 each width change.
 """
@@ -57,7 +61,7 @@ from __future__ import annotations
 
 import math
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
 from sim.config import StrictModel
 from sim.registry import register
@@ -90,10 +94,16 @@ class SDRM3:
         load_high: PositiveFloat = 0.9
         load_low: PositiveFloat = 0.6
 
+        @model_validator(mode="after")
+        def _load_band(self) -> SDRM3.Params:
+            if self.load_low >= self.load_high:
+                raise ValueError(f"load_low ({self.load_low}) must be below load_high ({self.load_high})")
+            return self
+
     def __init__(self, **params: float):
         self.p = self.Params(**params)
         self.weights = [self.p.w_urgency, self.p.w_fairness, self.p.w_preference]
-        self.history: list[tuple[float, list[float]]] = []  # (time, weights) after each step
+        self.history: list[tuple[float, list[float]]] = []  # (time, weights) after each window
         self.changes: list[float] = []  # times a new workload (set of active streams) was seen
         self.width_history: list[tuple[float, int, int]] = []  # (time, model index, width index)
         self._drop_share: list[float] = []  # per model index: recent share of frames dropped
@@ -101,6 +111,7 @@ class SDRM3:
         self._static: dict[object, tuple[list[float], list[float]]] = {}
         # per model variant: a frame's latency and energy on its slowest and costliest accelerator
         self._worst: dict[object, tuple[float, float]] = {}
+        self._fastest_s: dict[object, float] = {}  # per model variant: a frame's least latency
         self._cap = self.p.urgency_cap
         self._tolerance = 1.0 + self.p.wait_tolerance if self.p.wait_filter else math.inf
         self._accels: list = []
@@ -108,13 +119,12 @@ class SDRM3:
         self._window_end = self.p.window_s
         self._steps = 0  # windows ended
         self._win = _Window()
-        # active streams: per model index, the latest arrival seen and the longest gap
+        # active streams (the keys): per model index, the latest arrival seen and the longest gap
         self._last_s: dict[int, float] = {}
         self._gap_s: dict[int, float] = {}
         self._period_s: dict[int, float] = {}
-        self._active: set[int] = set()
         self._joined = False
-        # the search: weight vectors still to try, those tried with their window cost
+        # the search: weight vectors still to try, those tried with their trial's cost
         self._trials: list[list[float]] = []
         self._tried: list[tuple[float, list[float]]] = []
         self._round = 0
@@ -138,7 +148,8 @@ class SDRM3:
                 [min(r[b] for r in remaining) for b in range(m.n_blocks + 1)],
             )
             self._worst[m] = (max(c[-1] for c in m.cum_latency_s), max(c[-1] for c in m.cum_energy_j))
-            variants.setdefault(m.index, {})[m.variant] = self._static[m][1][0]
+            self._fastest_s[m] = self._static[m][1][0]
+            variants.setdefault(m.index, {})[m.variant] = self._fastest_s[m]
             self._period_s[m.index] = m.period_s
         self._widths = {i: [v[k] for k in sorted(v)] for i, v in variants.items() if len(v) > 1}
         self._width = {i: len(w) - 1 for i, w in self._widths.items()}
@@ -210,13 +221,12 @@ class SDRM3:
     def _observe(self, now: float, job, energy_j: float, delay_s: float, missed: bool) -> None:
         while now >= self._window_end:
             self._step(self._window_end)
-        win = self._win
         model = job.model
         index = model.index
-        fastest_s = self._static[model][1][0]
+        win = self._win
         win.frames += 1
         win.misses += missed
-        win.load_s += fastest_s
+        win.load_s += self._fastest_s[model]
         sums = win.per_model.get(index)
         if sums is None:
             sums = win.per_model[index] = [0, 0.0, 0.0]
@@ -224,15 +234,16 @@ class SDRM3:
         sums[1] += energy_j / job.work
         sums[2] += delay_s
         # active streams: a frame of an inactive model is a join; track the longest gap
+        arrival = job.arrival_s
         last = self._last_s.get(index)
-        if index not in self._active:
-            self._active.add(index)
+        if last is None:
+            self._last_s[index] = arrival
+            self._gap_s[index] = self._period_s[index]
             self._joined = True
-        elif job.arrival_s - last > self._gap_s[index]:
-            self._gap_s[index] = job.arrival_s - last
-        if last is None or job.arrival_s > last:
-            self._last_s[index] = job.arrival_s
-        self._gap_s.setdefault(index, self._period_s.get(index, 0.0))
+        elif arrival > last:
+            if arrival - last > self._gap_s[index]:
+                self._gap_s[index] = arrival - last
+            self._last_s[index] = arrival
 
     def _step(self, end_s: float) -> None:
         win, self._win = self._win, _Window()
@@ -252,15 +263,14 @@ class SDRM3:
         changed, self._joined = self._joined, False
         left = [
             i
-            for i in self._active
-            if end_s - self._last_s[i] > self.p.leave_gaps * max(self._gap_s[i], self._period_s[i])
+            for i, last in self._last_s.items()
+            if end_s - last > self.p.leave_gaps * max(self._gap_s[i], self._period_s[i])
         ]
         for i in left:
-            self._active.discard(i)
             del self._last_s[i], self._gap_s[i]
         return changed or bool(left)
 
-    # -- online tuning: coordinate search on the measured window cost ------------------
+    # -- online tuning: coordinate search on the measured trial cost -------------------
     def _tune(self, win: _Window, changed: bool) -> None:
         if changed:  # a new workload: search around the weights last settled on
             self._round = 0
@@ -295,7 +305,7 @@ class SDRM3:
         """UXCost of a trial (mean energy per work unit times mean effective delay), with the
         models mixed at their nominal frame rates, not at the counts that happened to finish."""
         rates = {i: 1.0 / self._period_s[i] for i in per_model}
-        total = sum(rates.values())
+        total = sum(rates.values()) or 1.0  # streams without a frame period weigh nothing
         energy = sum(rates[i] * e / n for i, (n, e, _) in per_model.items()) / total
         delay = sum(rates[i] * d / n for i, (n, _, d) in per_model.items()) / total
         return energy * delay
