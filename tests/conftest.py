@@ -13,6 +13,12 @@ def shipped(kind: str = "scenario") -> list[Path]:
     return sorted(p for p in (ROOT / "scenarios").rglob("*.yaml") if key in yaml.safe_load(p.read_text()))
 
 
+def short_s(path: Path, duration_s: float) -> float:
+    """A short xr run that still reaches every phase of the scenario at ``path``."""
+    phases = yaml.safe_load(Path(path).read_text()).get("phases", [])
+    return max([duration_s, *(phase["at_s"] + 0.1 for phase in phases)])
+
+
 def make_pool(scheduler, costs, n_accel=1, blocks=False, record=lambda job: job, **options):
     """An accelerator pool over hand-made ``costs`` on ``n_accel`` identical accelerators.
 

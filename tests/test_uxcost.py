@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import shipped
+from conftest import shipped, short_s
 
 from sim import registry
 from sim.runner import load_spec, run
@@ -29,7 +29,9 @@ def never_runs(monkeypatch):
 def test_doing_nothing_is_the_worst_uxcost(path, never_runs):
     costs = {}
     for name in [*never_runs, "_never_runs"]:
-        spec = load_spec(path, [f"scheduler.name={name}", "duration_s=0.4", "load_scale=1.5"])
+        spec = load_spec(
+            path, [f"scheduler.name={name}", f"duration_s={short_s(path, 0.4)}", "load_scale=1.5"]
+        )
         costs[name] = run(spec, seed=1).summary["uxcost"]
     assert max(costs, key=costs.get) == "_never_runs", costs
     assert all(costs["_never_runs"] > c for n, c in costs.items() if n != "_never_runs")
