@@ -2,12 +2,19 @@
 
 import numpy as np
 import pytest
+import yaml
 from conftest import SMALL_ACCELERATOR, shipped
 
 from sim import registry
 from sim.runner import load_spec, run
 
 SCENARIOS = [p for p in shipped() if "/xr/" in str(p)]
+
+
+def _duration(path, short_s: float) -> str:
+    """A short run, long enough to pass the scenario's last phase change."""
+    phases = yaml.safe_load(path.read_text()).get("phases", [])
+    return f"duration_s={max([short_s, *(p['at_s'] + 0.25 for p in phases)])}"
 
 
 def check_invariants(result) -> None:
@@ -47,7 +54,7 @@ def test_invariants_hold_for_every_scheduler(path, granularity):
             path,
             [
                 f"scheduler.name={scheduler}",
-                "duration_s=0.6",
+                _duration(path, 0.6),
                 f"granularity={granularity}",
                 "hardware.preset=Dual_4K_bl",
             ],
@@ -102,7 +109,8 @@ def test_trigger_probability_thins_dependents():
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_xrbench_runtime_enters_frames_at_ticks_or_completions_and_drains(path):
-    spec = load_spec(path, ["runtime=xrbench", "load_scale=1.5", "duration_s=0.7", "granularity=layer_block"])
+    overrides = ["runtime=xrbench", "load_scale=1.5", _duration(path, 0.7), "granularity=layer_block"]
+    spec = load_spec(path, overrides)
     result = run(spec, seed=2)
     check_invariants(result)
     frames = result.tables["frames"]
