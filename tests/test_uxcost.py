@@ -8,7 +8,8 @@ from sim import registry
 from sim.runner import load_spec, run
 from workloads.xr.metrics import uxcost
 
-SCENARIOS = [p for p in shipped() if "/xr/" in str(p) and "supernet" not in p.name]
+# 0.4 s runs: scenarios whose phases start later (vr_gaming_supernet, ar_phases) do not fit
+SCENARIOS = [p for p in shipped() if "/xr/" in str(p) and "phases:" not in p.read_text()]
 
 
 class NeverRuns:
