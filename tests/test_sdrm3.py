@@ -81,24 +81,27 @@ def test_score_weights_change_schedules_and_uxcost():
     assert abs(ux_urgent - ux_placing) > 0.05 * min(ux_urgent, ux_placing), (ux_urgent, ux_placing)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_tuning_reaches_the_best_of_the_grid_within_five_steps_of_a_phase_change(seed):
-    tuned = _world("ar_phases", {}, seed)
-    policy = tuned.pool.scheduler
-    p = policy.p
-    detected = [t for t in policy.changes if t > PHASE_AT_S]
-    assert detected and detected[0] <= PHASE_AT_S + 2 * p.window_s, policy.changes
-    since = detected[0] + 5 * p.trial_windows * p.window_s  # five steps after the change
-    grid = _search_grid(DEFAULT, p.explore_factor)
-    fixed = [_uxcost_since(_world("ar_phases", _fixed(w), seed), since) for w in grid]
-    # within 1% of the best: the search picks by four noisy windows per candidate, and on
-    # seed 1 it takes the second best of the grid (0.7% behind)
-    assert _uxcost_since(tuned, since) <= 1.01 * min(fixed), (_uxcost_since(tuned, since), fixed)
-    # the best of the grid is not the initial weights: tuning moved, and not to the floor
-    assert min(fixed) < 0.97 * fixed[0]
-    settled = np.array(policy.weights) / sum(policy.weights)
-    assert not np.allclose(settled, np.array(DEFAULT) / sum(DEFAULT))
-    assert settled.min() > 2 * p.min_weight_share, settled
+def test_tuning_reaches_the_best_of_the_grid_within_five_steps_of_a_phase_change():
+    """Five steps after ``ar_phases``' change, the tuned runs' UXCost over five seeds is at
+    least as low as that of the best of the four fixed weight vectors the search samples
+    (the best setting: lowest total over the same seeds)."""
+    tuned_total, fixed_totals = 0.0, np.zeros(4)
+    for seed in range(5):
+        tuned = _world("ar_phases", {}, seed)
+        policy = tuned.pool.scheduler
+        p = policy.p
+        detected = [t for t in policy.changes if t > PHASE_AT_S]
+        assert detected and detected[0] <= PHASE_AT_S + 2 * p.window_s, policy.changes
+        since = detected[0] + 5 * p.trial_windows * p.window_s  # five steps after the change
+        grid = _search_grid(DEFAULT, p.explore_factor)
+        tuned_total += _uxcost_since(tuned, since)
+        fixed_totals += [_uxcost_since(_world("ar_phases", _fixed(w), seed), since) for w in grid]
+        # the weights moved, and not to the floor
+        settled = np.array(policy.weights) / sum(policy.weights)
+        assert not np.allclose(settled, np.array(DEFAULT) / sum(DEFAULT))
+        assert settled.min() > 2 * p.min_weight_share, settled
+    assert tuned_total <= fixed_totals.min(), (tuned_total, fixed_totals)
+    assert fixed_totals.min() < 0.97 * fixed_totals[0]  # the best setting is not the initial one
 
 
 def test_weights_stay_put_between_workload_changes():
@@ -120,7 +123,7 @@ def test_a_workload_change_is_a_change_of_the_active_streams():
     assert len(changes) == 2 and PHASE_AT_S < changes[1] <= PHASE_AT_S + 0.2, changes
 
 
-@pytest.mark.parametrize("load_scale", [1.0, 1.5])
+@pytest.mark.parametrize("load_scale", [1.3, 1.5])
 def test_supernet_narrows_without_slack_and_widens_when_slack_returns(load_scale):
     world = _world("vr_gaming_supernet", {}, 0, f"load_scale={load_scale}")
     widths = world.pool.scheduler.width_history  # (time, model index, width index)

@@ -29,11 +29,12 @@ switch, so an ablation can turn it off):
   ``1 + miss_penalty + drop_penalty`` budgets plus its worst-case latency (the
   project's UXCost), with the models mixed at their nominal frame rates so that two
   trials compare although different frames happened to finish in them. After a
-  workload change the search tries, one step each, the settled weights and the three
-  vectors that multiply one weight by ``explore_factor`` (a positive spanning set of
-  the scale-free weight plane), then keeps the cheapest if it beats the settled
-  weights by more than ``min_gain`` (else they stay): four trial steps, the chosen
-  weights act from the fifth. ``rounds`` > 1 repeats the search around the winner
+  workload change the search tries the settled weights and the three vectors that
+  multiply one weight by ``explore_factor`` (a positive spanning set of the scale-free
+  weight plane), ``trial_windows`` windows each, interleaved window by window so the
+  transient after the change falls on every candidate alike; then it keeps the
+  cheapest if it beats the settled weights by more than ``min_gain`` (else they stay):
+  four trial steps, the chosen weights act from the fifth. ``rounds`` > 1 repeats the search around the winner
   with the factor raised to the power ``explore_decay`` per round. Weights keep their
   initial sum and none falls below ``min_weight_share`` of it; between workload
   changes they stay.
@@ -89,7 +90,7 @@ class SDRM3:
         min_weight_share: float = Field(0.02, ge=0.0, lt=1 / 3)
         leave_gaps: float = Field(4.0, gt=1.0)
         miss_penalty: NonNegativeFloat = 1.0
-        drop_penalty: NonNegativeFloat = 2.0
+        drop_penalty: NonNegativeFloat = 1.0
         switch_width: bool = True
         load_high: PositiveFloat = 0.9
         load_low: PositiveFloat = 0.6
@@ -124,13 +125,13 @@ class SDRM3:
         self._gap_s: dict[int, float] = {}
         self._period_s: dict[int, float] = {}
         self._joined = False
-        # the search: weight vectors still to try, those tried with their trial's cost
+        # the search: the round's weight vectors (empty when settled), each one's per-model
+        # sums as in _Window, and the windows measured so far in the round
         self._trials: list[list[float]] = []
-        self._tried: list[tuple[float, list[float]]] = []
+        self._trial_sums: list[dict[int, list]] = []
+        self._trial_windows = 0
         self._round = 0
         self._settled = list(self.weights)  # the centre of the next search
-        self._trial: dict[int, list] = {}  # the running trial's per-model sums, as in _Window
-        self._trial_windows = 0
         # supernet models: per model index, fastest full latency per width; the width served
         self._widths: dict[int, list[float]] = {}
         self._width: dict[int, int] = {}
@@ -278,28 +279,27 @@ class SDRM3:
             return
         if not self._trials or not win.frames:
             return  # settled, or nothing measured in this window
+        n_trials = len(self._trials)
+        trial = self._trial_sums[self._trial_windows % n_trials]
         for index, (n, energy, delay) in win.per_model.items():
-            sums = self._trial.setdefault(index, [0, 0.0, 0.0])
+            sums = trial.setdefault(index, [0, 0.0, 0.0])
             sums[0] += n
             sums[1] += energy
             sums[2] += delay
         self._trial_windows += 1
-        if self._trial_windows < self.p.trial_windows:
+        if self._trial_windows < self.p.trial_windows * n_trials:
+            self.weights = list(self._trials[self._trial_windows % n_trials])
             return
-        self._tried.append((self._cost(self._trial), self._trials.pop(0)))
-        self._trial, self._trial_windows = {}, 0
-        if self._trials:
-            self.weights = list(self._trials[0])
-            return
-        centre_cost, best = self._tried[0]
-        cost, trial = min(self._tried[1:], key=lambda tried: tried[0])
-        if cost < (1.0 - self.p.min_gain) * centre_cost:  # a clear gain, not window-to-window noise
-            best = trial
-        self.weights = list(best)
-        self._settled = list(best)
+        costs = [self._cost(sums) for sums in self._trial_sums]
+        best = min(range(1, n_trials), key=costs.__getitem__)
+        # a clear gain over the centre, not window-to-window noise
+        chosen = self._trials[best] if costs[best] < (1.0 - self.p.min_gain) * costs[0] else self._trials[0]
+        self.weights = list(chosen)
+        self._settled = list(chosen)
+        self._trials = []
         self._round += 1
         if self._round < self.p.rounds:
-            self._start_round(best)
+            self._start_round(chosen)
 
     def _cost(self, per_model: dict[int, list]) -> float:
         """UXCost of a trial (mean energy per work unit times mean effective delay), with the
@@ -318,8 +318,8 @@ class SDRM3:
             moved = list(centre)
             moved[k] *= factor
             self._trials.append(self._normalised(moved))
-        self._tried = []
-        self._trial, self._trial_windows = {}, 0
+        self._trial_sums = [{} for _ in self._trials]
+        self._trial_windows = 0
         self.weights = list(self._trials[0])
 
     def _normalised(self, weights: list[float]) -> list[float]:
