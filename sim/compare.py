@@ -96,10 +96,38 @@ def ranking(table: pd.DataFrame, policy: str, scenario: list[str], metric: str, 
     return stats_.sort_values([*scenario, "rank"]).reset_index(drop=True)
 
 
+def metric_directions(kind: Any, sweep: dict[str, Any]) -> dict[str, str]:
+    """Which way each metric is better (``"lower"`` / ``"higher"``): the kind's declaration
+    (``metric_directions``), overridden by the sweep's ``lower_is_better`` and
+    ``higher_is_better`` lists. A metric in neither has no direction."""
+    out = dict(getattr(kind, "metric_directions", {}))
+    out.update(dict.fromkeys(sweep.get("lower_is_better") or (), "lower"))
+    out.update(dict.fromkeys(sweep.get("higher_is_better") or (), "higher"))
+    return out
+
+
+def verdict(change: float, direction: str | None, resolved: bool = True) -> str:
+    """``"better"``, ``"worse"``, ``"same"`` or ``"not resolved"`` for a relative change of a metric
+    whose better direction is ``direction`` (empty when it has none)."""
+    if direction is None:
+        return ""
+    if not resolved:
+        return "not resolved"
+    if abs(change) < 1e-12:
+        return "same"
+    return "better" if (change < 0) == (direction == "lower") else "worse"
+
+
 def improvement(
-    table: pd.DataFrame, policy: str, baseline: Any, scenario: list[str], metrics: list[str]
+    table: pd.DataFrame,
+    policy: str,
+    baseline: Any,
+    scenario: list[str],
+    metrics: list[str],
+    directions: dict[str, str],
 ) -> pd.DataFrame:
-    """Per policy: geometric-mean ratio to the baseline over scenarios, as % change per metric."""
+    """Per policy: geometric-mean ratio to the baseline over scenarios, as % change per metric,
+    worded better or worse by the metric's direction."""
     rows = []
     means = table.groupby([*scenario, policy], dropna=False)[metrics].mean().reset_index()
     base = means[means[policy] == baseline].drop(columns=policy)
@@ -113,20 +141,32 @@ def improvement(
         for m in metrics:
             ratio = group[m] / group[f"{m}_base"]
             ok = np.isfinite(ratio) & (ratio > 0)
-            row[f"{m} vs {baseline}"] = (
-                f"{100 * (math.exp(np.log(ratio[ok]).mean()) - 1):+.1f}%" if ok.any() else "—"
-            )
+            if not ok.any():
+                row[f"{m} vs {baseline}"] = "—"
+                continue
+            change = math.exp(np.log(ratio[ok]).mean()) - 1
+            word = verdict(round(change, 3), directions.get(m))
+            row[f"{m} vs {baseline}"] = f"{100 * change:+.1f}%" + (f", {word}" if word else "")
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def versus(
-    table: pd.DataFrame, policy: str, highlight: Any, scenario: list[str], metric: str
+    table: pd.DataFrame,
+    policy: str,
+    highlight: Any,
+    scenario: list[str],
+    metric: str,
+    direction: str | None,
 ) -> pd.DataFrame:
     """``highlight`` against every other policy: geometric mean over scenario cells of the
-    ratio of ``metric``, as a % reduction, with its 95% CI over seeds and the shares of
-    cells (scenario x seed) where ``highlight`` is lower, the same, or higher."""
+    ratio of ``metric``, as a % change with its 95% CI over seeds, a verdict by the metric's
+    direction (``not resolved`` when the CI includes 0), and the shares of cells
+    (scenario x seed) where ``highlight`` is better, the same, or worse (lower, the same,
+    or higher for a metric without a direction)."""
     cells = table.groupby([*scenario, "seed", policy], dropna=False)[metric].mean().unstack(policy)
+    worse_if_higher = direction != "higher"
+    shares = "better / tied / worse" if direction else "lower / tied / higher"
     rows = []
     for other in cells.columns:
         if other == highlight:
@@ -134,15 +174,18 @@ def versus(
         log_ratio = np.log(cells[highlight] / cells[other]).replace([np.inf, -np.inf], np.nan).dropna()
         if log_ratio.empty:
             continue
-        per_seed = 100 * (1 - np.exp(log_ratio.groupby(level="seed").mean()))
+        per_seed = 100 * (np.exp(log_ratio.groupby(level="seed").mean()) - 1)
+        change, ci = 100 * (math.exp(log_ratio.mean()) - 1), ci95(per_seed)
+        low, high = (log_ratio < -1e-12).mean(), (log_ratio > 1e-12).mean()
+        better, worse = (low, high) if worse_if_higher else (high, low)
         rows.append(
             {
                 "versus": other,
-                f"{metric} reduction % (geomean)": round(100 * (1 - math.exp(log_ratio.mean())), 2),
-                "ci95 over seeds (points)": round(ci95(per_seed), 2),
+                f"{metric} change % (geomean)": round(change, 2),
+                "ci95 over seeds (points)": round(ci, 2),
+                "verdict": verdict(change, direction, resolved=not abs(change) <= ci),
                 "seeds": int(per_seed.size),
-                "cells lower / tied / higher": f"{(log_ratio < -1e-12).mean():.0%} / "
-                f"{(log_ratio.abs() <= 1e-12).mean():.0%} / {(log_ratio > 1e-12).mean():.0%}",
+                f"cells {shares}": f"{better:.0%} / {(log_ratio.abs() <= 1e-12).mean():.0%} / {worse:.0%}",
             }
         )
     return pd.DataFrame(rows)
@@ -218,23 +261,29 @@ def render_sweep_report(sweep_dir: str | Path) -> Path:
     metrics = [
         m for m in (sweep.get("metrics") or getattr(kind, "headline_metrics", ())) if m in done.columns
     ]
-    lower = set(sweep.get("lower_is_better", []))
+    directions = metric_directions(kind, sweep)
     scenario = [f for f in factors if f != policy]
     tables: dict[str, pd.DataFrame] = {}
     if policy and metrics and len(done):
         objective = metrics[0]
-        tables[f"ranking by {objective}"] = ranking(done, policy, scenario, objective, objective in lower)
-        overall = summarise(done, [policy], objective).sort_values("mean", ascending=objective in lower)
+        direction = directions.get(objective)
+        overall = summarise(done, [policy], objective)
+        if direction:
+            lower = direction == "lower"
+            tables[f"ranking by {objective} ({direction} is better)"] = ranking(
+                done, policy, scenario, objective, lower
+            )
+            overall = overall.sort_values("mean", ascending=lower)
         tables[f"overall {objective}"] = overall.reset_index(drop=True)
         baseline = (sweep.get("baseline") or {}).get(policy)
         if baseline is not None:
             tables[f"change vs {baseline} (geomean over scenarios)"] = improvement(
-                done, policy, baseline, scenario, metrics
+                done, policy, baseline, scenario, metrics, directions
             )
         highlight = sweep.get("highlight")
         if highlight is not None and highlight in set(done[policy]):
             tables[f"{highlight} against every other {policy}"] = versus(
-                done, policy, highlight, scenario, objective
+                done, policy, highlight, scenario, objective, direction
             )
         if "scenario" in factors:
             for metric in metrics:

@@ -95,15 +95,10 @@ class SweepSpec(StrictModel):
         default_factory=list, description="metrics in the report (default: a kind's main ones)"
     )
     lower_is_better: list[str] = Field(
-        default_factory=lambda: [
-            "uxcost",
-            "edp",
-            "energy_j",
-            "deadline_miss_rate",
-            "drop_rate",
-            "latency_p50_s",
-            "latency_p99_s",
-        ]
+        default_factory=list, description="metrics ranked lower-is-better against the kind's declaration"
+    )
+    higher_is_better: list[str] = Field(
+        default_factory=list, description="metrics ranked higher-is-better against the kind's declaration"
     )
     plugins: list[str] = Field(default_factory=list, description="modules to import in every worker")
 

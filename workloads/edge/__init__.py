@@ -25,6 +25,22 @@ class EdgeKind:
         "latency_p99_s",
         "mean_exit_index",
     )
+    # which way each metric is better; the exit index and counts of requests have none
+    metric_directions = {
+        **dict.fromkeys(
+            (
+                "energy_j",
+                "energy_per_inference_j",
+                "flops_per_inference",
+                "deadline_miss_rate",
+                "latency_p50_s",
+                "latency_p99_s",
+                "unserved",
+            ),
+            "lower",
+        ),
+        **dict.fromkeys(("accuracy", "completed", "battery_depleted_at_s"), "higher"),
+    }
 
     sweep_figures = staticmethod(study.sweep_figures)
     sweep_tables = staticmethod(study.sweep_tables)

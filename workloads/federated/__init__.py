@@ -24,6 +24,22 @@ class FederatedKind:
         "bytes_up",
         "dropped_updates",
     )
+    # which way each metric is better; rounds and participations have none
+    metric_directions = {
+        **dict.fromkeys(
+            (
+                "time_to_target_s",
+                "sim_time_s",
+                "mean_round_s",
+                "bytes_up",
+                "bytes_down",
+                "dropped_updates",
+                "client_energy_j",
+            ),
+            "lower",
+        ),
+        **dict.fromkeys(("final_accuracy", "best_accuracy"), "higher"),
+    }
 
     sweep_figures = staticmethod(study.sweep_figures)
     sweep_tables = staticmethod(study.sweep_tables)

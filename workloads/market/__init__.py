@@ -25,6 +25,12 @@ class MarketKind:
         "purchases",
         "budget_spent",
     )
+    # which way each metric is better; diversity, purchases and budget spent have none
+    # (spending nothing is not better, and diversity is a property, not a goal)
+    metric_directions = {
+        "market_share_hhi": "lower",
+        **dict.fromkeys(("overall_quality", "qoe", "user_accuracy"), "higher"),
+    }
 
     sweep_figures = staticmethod(study.sweep_figures)
     sweep_tables = staticmethod(study.sweep_tables)

@@ -26,6 +26,27 @@ class XRKind:
         "energy_j",
         "latency_p99_s",
     )
+    # which way each metric is better ("lower" or "higher"); counts and utilisation have none
+    metric_directions = {
+        **dict.fromkeys(
+            (
+                "uxcost",
+                "edp",
+                "deadline_miss_rate",
+                "drop_rate",
+                "energy_j",
+                "energy_per_frame_j",
+                "energy_per_completed_j",
+                "latency_p50_s",
+                "latency_p99_s",
+                "latency_mean_s",
+                "dropped",
+                "late",
+            ),
+            "lower",
+        ),
+        **dict.fromkeys(("xrbench_score", "accuracy", "completed"), "higher"),
+    }
 
     @staticmethod
     def prepare(spec: XRSpec) -> None:
