@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="run the default what-if study (embedded defaults)",
-        description="XRBench VR gaming on Single_4K and on a big.LITTLE pair (Dual_4K_bl), "
-        "under FCFS and EDF: a run folder per run and a comparison report.",
+        description="What if AR gaming's frame rates doubled on a big.LITTLE headset (Dual_4K_bl)? "
+        "FCFS, EDF and SDRM3 at 1x and 2x, three seeds: a run folder per run and a comparison report.",
     )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     return parser

@@ -208,7 +208,12 @@ def test_demo_study(tmp_path, capsys):
 
     report = run_demo(tmp_path / "demo")
     table = pd.read_csv(tmp_path / "demo" / "summary.csv")
-    assert len(table) == 4 and (table["status"] == "done").all()
+    assert len(table) == 18 and (table["status"] == "done").all()
+    # the what-if shows a difference: at twice the frame rates the schedulers part ways
+    spread = table.groupby(["load_scale", "scheduler.name"])["uxcost"].mean().groupby(level=0)
+    ratio = spread.max() / spread.min()
+    assert ratio[2.0] > 1.1 and ratio[2.0] > ratio[1.0], ratio
+    assert "load x2: UXCost spread" in capsys.readouterr().out
     assert all((tmp_path / "demo" / "runs" / rid / "report.html").exists() for rid in table["id"])
     assert "change vs fcfs" in report.read_text()
     (tmp_path / "other").mkdir()
