@@ -1,4 +1,4 @@
-"""Command line: ``testbed run | sweep | validate | list | report | demo``.
+"""Command line: ``testbed run | sweep | validate | list | describe | report | demo``.
 
 A user's mistake (bad file, bad value, unknown name) prints one line per problem to
 stderr and exits with code 2; no traceback.
@@ -14,6 +14,15 @@ from sim import registry
 from sim.errors import ConfigError
 
 EXIT_USAGE = 2
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ml-testbed")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="testbed", description="Discrete-event testbed for ML systems research."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -62,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="sweep YAML file")
     p.add_argument("--out", help="output folder (default: runs/<sweep name>)")
-    p.add_argument("--backend", default="pool", help="serial | pool | ray (default: pool)")
+    p.add_argument("--backend", default="pool", choices=("serial", "pool", "ray"), help="default: pool")
     p.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--resume", action="store_true", help="finish a sweep in --out, skipping runs done")
@@ -79,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("list", help="scenario kinds and policies by family")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE")
+
+    p = sub.add_parser(
+        "describe",
+        help="every parameter of a scenario kind or a policy",
+        description="testbed describe KIND (e.g. xr) or testbed describe FAMILY NAME (e.g. scheduling "
+        "sdrm3): each parameter's config path, type, default, allowed range and description.",
+    )
+    p.add_argument("target", nargs="+", metavar="KIND | FAMILY NAME")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE")
 
     p = sub.add_parser("report", help="re-render the report of a run or sweep folder")
@@ -149,6 +168,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_describe(args: argparse.Namespace) -> int:
+    from sim.describe import describe
+
+    print("\n".join(describe(args.target)))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from sim.compare import render_sweep_report
     from sim.runner import render_run_report
@@ -171,6 +197,7 @@ COMMANDS = {
     "sweep": _cmd_sweep,
     "validate": _cmd_validate,
     "list": _cmd_list,
+    "describe": _cmd_describe,
     "report": _cmd_report,
     "demo": _cmd_demo,
 }

@@ -9,6 +9,7 @@ kind or a policy by name.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -75,7 +76,9 @@ def get(family: str, name: str) -> Any:
         return table[name]
     except KeyError:
         known = ", ".join(sorted(table)) or "none"
-        raise ConfigError(f"{family} {name!r} is not registered; known: {known}") from None
+        close = difflib.get_close_matches(str(name), list(table), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"{family} {name!r} is not registered; {hint}known: {known}") from None
 
 
 def describe(cls: Any) -> str:

@@ -1,0 +1,55 @@
+"""``testbed describe``, ``--version``, fixed backend choices and "did you mean"."""
+
+import pytest
+
+from sim import registry
+from sim.cli import main
+from sim.describe import describe
+from sim.errors import ConfigError
+
+
+def test_describe_a_kind_flattens_nested_fields_with_ranges(capsys):
+    assert main(["describe", "xr"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("scenario xr: ")
+    line = next(x for x in out.splitlines() if x.split()[0] == "load_scale")
+    assert "float = 1.0" in line and "range > 0" in line and "multiplies every stream's fps" in line
+    assert any(x.split()[0] == "models.N.fps" for x in out.splitlines())
+    assert any(x.split()[0] == "hardware.accelerators.N.num_pes" for x in out.splitlines())
+
+
+def test_describe_a_policy_lists_every_param():
+    lines = describe(["scheduling", "sdrm3"])
+    params = registry.get("scheduling", "sdrm3").Params.model_fields
+    assert [x.split()[0] for x in lines[1:]] == list(params)
+    assert any("fairness_decay" in x and ">= 0.0, < 1.0" in x for x in lines)
+    assert describe(["acquisition", "none"])[1:] == ["  (no parameters)"]
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        (["scheduling", "sdmr3"], "did you mean 'sdrm3'?"),
+        (["xrr"], "did you mean 'xr'?"),
+        (["schedulers", "fcfs"], "unknown family 'schedulers'"),
+        (["a", "b", "c"], "give a scenario kind"),
+    ],
+)
+def test_describe_errors_are_one_line(target, message, capsys):
+    assert main(["describe", *target]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_version_and_backend_choices(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("testbed ")
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", "x.yaml", "--backend", "dask"])
+    assert exit_.value.code == 2 and "invalid choice: 'dask'" in capsys.readouterr().err
+
+
+def test_unknown_policy_name_suggests_the_closest():
+    with pytest.raises(ConfigError, match="did you mean 'edf'"):
+        registry.get("scheduling", "edff")
