@@ -137,6 +137,30 @@ def read_regular(path: str | Path, limit: int, what: str) -> bytes:
     return data
 
 
+_CHECKED: dict[tuple, bool] = {}
+
+
+def check_file(path: str, field: str, read: Any) -> None:
+    """Open and check a file a config names, at validation: ``read(path, field)`` raises a
+    ConfigError for a bad file. Each version of a file (path, size, mtime) is read once per
+    process; a problem is raised as one ``SUBFIELD_MARK`` line per problem, for pydantic."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        why = "no such file" if isinstance(exc, FileNotFoundError) else f"cannot read ({exc.strerror})"
+        raise ValueError(f"{SUBFIELD_MARK}{field}: {why} {_short(path)}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{SUBFIELD_MARK}{field}: {_short(path)} is not a regular file")
+    key = (read, path, field, st.st_size, st.st_mtime_ns)
+    if key in _CHECKED:
+        return
+    try:
+        read(path, field)
+    except ConfigError as exc:
+        raise ValueError("; ".join(SUBFIELD_MARK + p for p in exc.problems)) from None
+    _CHECKED[key] = True
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing file or bad YAML is a one-line ConfigError."""
     path = Path(path)
