@@ -140,8 +140,13 @@ def test_resume_of_a_different_sweep_is_refused(tmp_path, capsys):
     path = _sweep_file(tmp_path, grid={"action": ["ok", "raise"]})
     out = tmp_path / "out"
     base = ["sweep", str(path), "--out", str(out), "--backend", "serial", "--no-report"]
-    assert main(base) == 1  # the `raise` runs fail
+    assert main(base) == 1  # the `raise` runs fail, the others finish
     capsys.readouterr()
+    table = pd.read_csv(out / "summary.csv")
+    raised = table[table["action"] == "raise"]
+    assert (raised["status"] == "failed").all() and raised["error"].str.contains("Traceback").all()
+    assert raised["error"].str.contains("RuntimeError: this run raises").all()
+    assert (table.loc[table["action"] == "ok", "status"] == "done").all()
     assert main([*base, "--resume", "--set", "seeds=3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds a different sweep (differs in seeds (2 -> 3))" in err[0], err
