@@ -275,3 +275,33 @@ def test_report_of_damaged_folders_is_one_line(tmp_path, capsys):
     assert main(["report", str(out)]) == 2
     assert "cannot read its summary.csv" in capsys.readouterr().err
     assert json.loads((run_dir / "summary.json").read_text()) == {"value": 0.0}
+
+
+def test_tampered_cache_entry_is_missing(tmp_path, monkeypatch):
+    import numpy as np
+    import torch
+
+    from workloads.cache import ArrayStore, load_torch, save_torch
+
+    monkeypatch.setenv("TESTBED_CACHE", str(tmp_path))
+    store = ArrayStore("t")
+    store["k"] = (np.arange(5.0), np.ones(3))
+    assert "k" in store and store["k"][0].tolist() == [0, 1, 2, 3, 4]
+    path = store._path("k")
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # one flipped byte
+    path.write_bytes(bytes(data))
+    assert "k" not in store
+    with pytest.raises(KeyError):
+        store["k"]
+    store["k"] = (np.arange(2.0),)
+    path.write_bytes(path.read_bytes()[:-40])  # truncated
+    assert "k" not in store
+    store["other"] = (np.arange(2.0),)
+    store._path("other").rename(store._path("moved"))  # an entry under another key
+    assert "moved" not in store
+    weights = tmp_path / "w.pt"
+    save_torch(weights, {"w": torch.ones(4)})
+    assert torch.equal(load_torch(weights)["w"], torch.ones(4))
+    weights.write_bytes(weights.read_bytes()[:-8] + bytes(8))  # zeroed tail
+    assert load_torch(weights) is None
