@@ -282,7 +282,7 @@ class AnalyticAssumptions(BaseModel):
       tensors stay on chip unless they exceed the L2.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     ws_kernel_spatial: bool = False
     l1_accesses_per_mac: float = Field(2.0, ge=0)

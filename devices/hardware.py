@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from sim.config import check_file
 from sim.errors import ConfigError
 
 Dataflow = Literal["WS", "OS", "RS"]
@@ -43,7 +44,7 @@ class EnergyCoefficients(BaseModel):
     which with the defaults is XRBench's (L2 x 6 + L1 x 0.55 + MACs) x 0.00288 nJ.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     l2_access: float = Field(6.0, ge=0)
     l1_access: float = Field(0.55, ge=0)
@@ -59,7 +60,7 @@ class AcceleratorSpec(BaseModel):
     counts only per-layer dynamic energy.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1)
     num_pes: int = Field(gt=0)
@@ -80,7 +81,7 @@ class SystemSpec(BaseModel):
     Set, it is one shared memory split statically: the accelerators' shares must fit.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1)
     accelerators: list[AcceleratorSpec] = Field(min_length=1)
@@ -198,7 +199,7 @@ class HardwareConfig(BaseModel):
     overrides the analytic model where it has a row.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     preset: str | None = None
     dataflow: str | list[str] | None = None
@@ -237,6 +238,12 @@ class HardwareConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _readable_profile(self) -> HardwareConfig:
+        if self.profile_csv is not None:
+            check_file(self.profile_csv, "profile_csv", _read_profile)
+        return self
+
+    @model_validator(mode="after")
     def _one_source(self) -> HardwareConfig:
         if self.preset is not None and self.accelerators is not None:
             raise ValueError("give either preset (with dataflow) or accelerators, not both")
@@ -260,3 +267,9 @@ class HardwareConfig(BaseModel):
             accelerators=self.accelerators,
             offchip_bytes_per_cycle=self.offchip_bytes_per_cycle,
         )
+
+
+def _read_profile(path: str, field: str) -> None:
+    from devices.cost import ProfileTable
+
+    ProfileTable.from_csv(path)

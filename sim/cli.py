@@ -1,7 +1,8 @@
 """Command line: ``testbed run | sweep | validate | list | describe | report | demo``.
 
-A user's mistake (bad file, bad value, unknown name) prints one line per problem to
-stderr and exits with code 2; no traceback.
+A user's mistake (bad file, bad value, unknown name) or an operating-system error
+(unwritable folder, name too long) prints one line per problem to stderr and exits
+with code 2; no traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from sim import registry
+from sim.config import path_safe
 from sim.errors import ConfigError
 
 EXIT_USAGE = 2
@@ -68,22 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every point of a sweep file on local processes (pool), "
         "in this process (serial) or on a Ray cluster (ray). Results: "
         "DIR/runs.sqlite, DIR/runs/<id>/, DIR/summary.csv, "
-        "DIR/report.html. Exit 1 if any run failed.",
+        "DIR/report.html. Exit 1 if any run failed or is not done.",
     )
     p.add_argument("file", help="sweep YAML file")
     p.add_argument("--out", help="output folder (default: runs/<sweep name>)")
     p.add_argument("--backend", default="pool", choices=("serial", "pool", "ray"), help="default: pool")
-    p.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
+    p.add_argument("--workers", type=int, help="parallel runs, >= 1 (default: CPU count)")
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
-    p.add_argument("--resume", action="store_true", help="finish a sweep in --out, skipping runs done")
+    p.add_argument("--resume", action="store_true", help="finish the same sweep in --out, skipping runs done")
+    p.add_argument(
+        "--force-new", action="store_true", help="delete the sweep in --out and start this one there"
+    )
+    p.add_argument("--timeout-s", type=float, help="stop a run after this many wall seconds (failed)")
+    p.add_argument("--retries", type=int, help="tries again for a run whose worker died (default 1)")
     p.add_argument("--run-reports", action="store_true", help="also write each run's HTML report")
     p.add_argument("--no-report", action="store_true", help="skip the comparison report")
     _common(p)
 
     p = sub.add_parser(
         "validate",
-        help="check a scenario file without running it",
-        description="Exit 0 if the file is valid, else exit 2 with one line per problem.",
+        help="check a scenario or sweep file without running it",
+        description="Exit 0 if the file is valid (for a sweep: every run it expands to), "
+        "else exit 2 with one line per problem.",
     )
     p.add_argument("file")
     _common(p)
@@ -119,7 +127,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.file, args.sets)
     result = run(spec, seed=args.seed, progress=sys.stderr.isatty())
-    out = Path(args.out or f"runs/{result.config.get('name', result.kind)}-seed{result.seed}")
+    name = path_safe(f"{result.config.get('name', result.kind)}-seed{result.seed}")
+    out = Path(args.out or f"runs/{name}")
     write_run(result, out, report=not args.no_report)
     print(f"wrote {out}  ({result.wall_time_s:.2f} s wall)")
     for key in registry.get("scenario", result.kind).headline_metrics:
@@ -133,7 +142,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from sim.sweep import load_sweep, sweep
 
     spec, _ = load_sweep(args.file, args.sets)
-    out = Path(args.out or f"runs/{spec.name}")
+    out = Path(args.out or f"runs/{path_safe(spec.name)}")
     table = sweep(
         args.file,
         out,
@@ -141,20 +150,34 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         workers=args.workers,
         ray_address=args.ray_address,
         resume=args.resume,
+        force_new=args.force_new,
+        timeout_s=args.timeout_s,
+        retries=args.retries,
         overrides=args.sets,
         run_reports=args.run_reports,
         progress=sys.stderr.isatty(),
     )
-    failed = int((table["status"] == "failed").sum())
+    counts = table["status"].value_counts()
+    done, failed = int(counts.get("done", 0)), int(counts.get("failed", 0))
     if not args.no_report:
         render_sweep_report(out)
-    print(f"wrote {out}: {len(table) - failed} runs done, {failed} failed")
-    return 1 if failed else 0
+    pending = len(table) - done - failed
+    print(f"wrote {out}: {done} runs done, {failed} failed, {pending} not done")
+    return 0 if done == len(table) else 1
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from sim.config import load_yaml
     from sim.runner import load_spec
 
+    data = load_yaml(args.file)
+    if "kind" not in data and "base" in data:  # a sweep file: check every run it expands to
+        from sim.sweep import load_sweep, plan
+
+        sweep_spec, bases = load_sweep(args.file, args.sets)
+        runs = plan(sweep_spec, bases, prepare=False)
+        print(f"{args.file}: valid sweep of {len(runs)} runs")
+        return 0
     spec = load_spec(args.file, args.sets)
     print(f"{args.file}: valid {spec.kind} scenario")
     return 0
@@ -211,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a folder that cannot be written, a name too long, a full disk
+        where = exc.filename if exc.filename is not None else ""
+        reason = exc.strerror or type(exc).__name__
+        print(f"error: {where}: {reason}" if where else f"error: {reason}", file=sys.stderr)
         return EXIT_USAGE
 
 

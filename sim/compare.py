@@ -21,9 +21,10 @@ import yaml
 from matplotlib.figure import Figure
 from scipy import stats
 
-from sim.config import load_yaml
+from sim.config import load_yaml, path_safe
 from sim.errors import ConfigError
-from sim.report import render_report
+from sim.report import plain_text, render_report
+from sim.sweep import factor_keys, policy_factor
 
 
 def ci95(values: pd.Series | np.ndarray) -> float:
@@ -33,19 +34,6 @@ def ci95(values: pd.Series | np.ndarray) -> float:
     if values.size < 2:
         return float("nan")
     return float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size))
-
-
-def factor_keys(sweep: dict[str, Any]) -> list[str]:
-    random = (sweep.get("random") or {}).get("params", {})
-    scenario = ["scenario"] if isinstance(sweep["base"], list) else []
-    return [*scenario, *sweep.get("grid", {}), *sweep.get("zip", {}), *random]
-
-
-def policy_factor(sweep: dict[str, Any], factors: list[str]) -> str | None:
-    """The factor that names the compared policy: the baseline's key, else the first ``*.name``."""
-    if sweep.get("baseline"):
-        return next(iter(sweep["baseline"]))
-    return next((f for f in factors if f.endswith(".name")), None)
 
 
 def _readable(value: Any) -> Any:
@@ -239,28 +227,40 @@ def _metric_figures(
             handles, labels = axes[0].get_legend_handles_labels()
             fig.legend(handles, labels, loc="outside right upper", fontsize=7, title=series, title_fontsize=7)
         fig.suptitle(f"metrics by {factor} (mean, 95% CI over seeds)", fontsize=10)
-        figures[f"by_{factor.replace('.', '_')}"] = fig
+        figures[path_safe(f"by_{factor.replace('.', '_')}", limit=120)] = fig
     return figures
 
 
 def render_sweep_report(sweep_dir: str | Path) -> Path:
     """Write ``report.html`` (+ PNGs) for a sweep folder from its ``summary.csv``."""
-    from sim.runner import kind_of
-
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / "summary.csv").is_file():
         raise ConfigError(f"{sweep_dir}: not a sweep folder (no summary.csv)")
     sweep = load_yaml(sweep_dir / "sweep.yaml")
-    table = pd.read_csv(sweep_dir / "summary.csv")
+    try:
+        table = pd.read_csv(sweep_dir / "summary.csv")
+        if not {"id", "status", "seed", "wall_time_s"} <= set(table.columns) or not isinstance(
+            sweep.get("base"), (dict, list)
+        ):
+            raise ValueError("columns or base missing")
+    except (OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise ConfigError(f"{sweep_dir}: cannot read its summary.csv or sweep.yaml ({first})") from None
+    with plain_text():
+        return _render_sweep(sweep_dir, sweep, table)
+
+
+def _render_sweep(sweep_dir: Path, sweep: dict[str, Any], table: pd.DataFrame) -> Path:
+    from sim.runner import kind_of
+
     factors = factor_keys(sweep)
     policy = policy_factor(sweep, factors)
     factors = label_policies(table, factors, policy)
     done = table[table["status"] == "done"].copy()
     first_base = sweep["base"][0] if isinstance(sweep["base"], list) else sweep["base"]
     kind = kind_of(first_base.get("kind"))
-    metrics = [
-        m for m in (sweep.get("metrics") or getattr(kind, "headline_metrics", ())) if m in done.columns
-    ]
+    wanted = sweep.get("metrics") or getattr(kind, "headline_metrics", ())
+    metrics = [m for m in wanted if m in done.columns]
     directions = metric_directions(kind, sweep)
     scenario = [f for f in factors if f != policy]
     tables: dict[str, pd.DataFrame] = {}
@@ -293,6 +293,12 @@ def render_sweep_report(sweep_dir: str | Path) -> Path:
         tables["failed runs"] = failed.assign(
             error=failed["error"].astype(str).str.strip().str.split("\n").str[-1]
         )[["id", *factors, "seed", "error"]]
+    pending = table[table["status"] == "pending"]
+    if len(pending):
+        tables["runs not done (pending)"] = pending[["id", *factors, "seed"]]
+    unknown = [m for m in wanted if m not in done.columns] if len(done) else []
+    if unknown:
+        tables["unknown metrics (not in the runs' summaries)"] = pd.DataFrame({"metric": unknown})
     figures = _metric_figures(done, factors, policy, metrics) if len(done) and metrics else {}
     if len(done):  # a kind may add its own comparisons (e.g. Pareto fronts)
         for hook, into in (("sweep_figures", figures), ("sweep_tables", tables)):
@@ -308,6 +314,7 @@ def render_sweep_report(sweep_dir: str | Path) -> Path:
         "runs": float(len(table)),
         "done": float(counts.get("done", 0)),
         "failed": float(counts.get("failed", 0)),
+        "pending": float(counts.get("pending", 0)),
         "wall_time_s (sum)": float(table["wall_time_s"].sum()),
     }
     return render_report(

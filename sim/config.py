@@ -2,11 +2,20 @@
 
 Every problem with a user's input becomes one line naming the field path, the bad
 value and what is allowed, collected in a :class:`~sim.errors.ConfigError`.
+
+YAML is read defensively (docs/scenarios.md, "Limits"): only regular files of at
+most :data:`MAX_YAML_BYTES`, nesting at most :data:`MAX_YAML_DEPTH` deep, at most
+:data:`MAX_YAML_NODES` values once aliases are expanded, no duplicate keys; libyaml's
+parser when it is installed.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import re
+import reprlib
+import stat
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -21,25 +30,149 @@ M = TypeVar("M", bound=BaseModel)
 class StrictModel(BaseModel):
     """Base of every config model: unknown keys are errors, values are checked on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN and inf are refused everywhere; a field that takes inf says so and overrides this
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+MAX_YAML_BYTES = 4 * 2**20
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 200_000
+MAX_CSV_BYTES = 256 * 2**20
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """The safe loader that refuses duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    mark = key_node.start_mark
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {_short(key)}", mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_tree(root: yaml.Node) -> None:
+    """Nesting depth and alias-expanded size of a composed document, without recursion."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    on_path: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if depth[key] > MAX_YAML_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_YAML_DEPTH} levels")
+            if size[key] > MAX_YAML_NODES:
+                raise ValueError(f"more than {MAX_YAML_NODES:,} values once aliases are expanded")
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise ValueError("an alias refers to the node that contains it")
+        if len(on_path) > MAX_YAML_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_YAML_DEPTH} levels")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node) if id(k) not in size)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def parse_yaml(text: str | bytes, where: str) -> Any:
+    """Parse one YAML document within the limits above; problems are one-line ConfigErrors."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_tree(node)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError(f"{where}: invalid YAML{at}: {problem}") from None
+    except (ValueError, RecursionError) as exc:  # limits, or an int past Python's digit limit
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{where}: invalid YAML: {first[:120]}") from None
+    finally:
+        loader.dispose()
+
+
+def read_regular(path: str | Path, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (no FIFO, device or directory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ConfigError(f"{what}: no such file {str(path)!r}") from None
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {str(path)!r} ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{what}: {str(path)!r} is not a regular file")
+        try:
+            data = f.read(limit + 1)
+        except OSError as exc:
+            raise ConfigError(f"{what}: cannot read {str(path)!r} ({exc.strerror})") from None
+    if len(data) > limit:
+        raise ConfigError(f"{what}: {str(path)!r} is larger than {limit:,} bytes")
+    return data
+
+
+_CHECKED: dict[tuple, bool] = {}
+
+
+def check_file(path: str, field: str, read: Any) -> None:
+    """Open and check a file a config names, at validation: ``read(path, field)`` raises a
+    ConfigError for a bad file. Each version of a file (path, size, mtime) is read once per
+    process; a problem is raised as one ``SUBFIELD_MARK`` line per problem, for pydantic."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        why = "no such file" if isinstance(exc, FileNotFoundError) else f"cannot read ({exc.strerror})"
+        raise ValueError(f"{SUBFIELD_MARK}{field}: {why} {_short(path)}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{SUBFIELD_MARK}{field}: {_short(path)} is not a regular file")
+    key = (read, path, field, st.st_size, st.st_mtime_ns)
+    if key in _CHECKED:
+        return
+    try:
+        read(path, field)
+    except ConfigError as exc:
+        raise ValueError("; ".join(SUBFIELD_MARK + p for p in exc.problems)) from None
+    _CHECKED[key] = True
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing file or bad YAML is a one-line ConfigError."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({type(exc).__name__})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+        raw = read_regular(path, MAX_YAML_BYTES, str(path))
+        text = raw.decode("utf-8")
+    except ConfigError as exc:  # name the file first, as for YAML errors
+        line = exc.problems[0].replace(f"{path}: ", "", 1).replace(f" {str(path)!r}", "")
+        raise ConfigError(f"{path}: {line}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read (not UTF-8 text)") from None
+    data = parse_yaml(text, str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -49,31 +182,66 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def read_csv(path: str | Path, field: str, **options: Any) -> Any:
     """``pandas.read_csv(path, **options)`` for the file config ``field`` names; a missing,
-    unreadable or unparsable file is a one-line ConfigError naming the field."""
+    unreadable, irregular or unparsable file is a one-line ConfigError naming the field."""
+    import io
+
     import pandas as pd
 
+    data = read_regular(path, MAX_CSV_BYTES, field)
     try:
-        return pd.read_csv(path, **options)
-    except FileNotFoundError:
-        raise ConfigError(f"{field}: no such file {str(path)!r}") from None
-    except (IsADirectoryError, PermissionError) as exc:
-        raise ConfigError(f"{field}: cannot read {str(path)!r} ({type(exc).__name__})") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        return pd.read_csv(io.BytesIO(data), **options)
+    except (ValueError, UnicodeDecodeError) as exc:  # ParserError and EmptyDataError among them
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{field}: cannot parse {str(path)!r} as CSV ({first})") from None
 
 
+# YAML 1.2 core-schema scalars: only these spellings are booleans, null or numbers
+_CORE = {
+    bool: re.compile(r"true|True|TRUE|false|False|FALSE"),
+    type(None): re.compile(r"null|Null|NULL|~|"),
+    int: re.compile(r"[-+]?(0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+"),
+    float: re.compile(
+        r"[-+]?(\.[0-9]+|[0-9]+\.[0-9]*)([eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
+        r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+    ),
+}
+
+
+def parse_scalar(raw: str, where: str) -> Any:
+    """A ``--set`` value: YAML (lists, mappings, quoted strings), with YAML 1.2 scalars.
+
+    ``no``, ``on``, ``007`` or ``1:30`` stay strings (YAML 1.1 would read them as a
+    boolean or a number); ``1e3`` and ``0x1f`` are numbers.
+    """
+    text = raw.strip()
+    for kind, pattern in _CORE.items():
+        if pattern.fullmatch(text):
+            if kind is bool:
+                return text.lower() == "true"
+            if kind is type(None):
+                return None
+            if kind is int:
+                try:
+                    return int(text, 0) if text[:2] in ("0o", "0x") else int(text)
+                except ValueError:  # more digits than Python converts
+                    raise ConfigError(f"{where}: {_short(text)} has too many digits") from None
+            lower = text.lower()
+            return float(lower.replace(".", "") if lower[-3:] in ("inf", "nan") else text)
+    try:
+        value = parse_yaml(raw, where)
+    except ConfigError:
+        return raw
+    return raw if isinstance(value, (bool, int, float)) or value is None else value
+
+
 def apply_overrides(data: dict[str, Any], sets: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Apply ``a.b=c`` overrides (values parsed as YAML; list items by index) to a copy."""
+    """Apply ``a.b=c`` overrides (values parsed by :func:`parse_scalar`; list items by index)."""
     values = {}
     for item in sets:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. scheduler.name=edf")
-        try:
-            values[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            values[key.strip()] = raw
+            raise ConfigError(f"--set {_short(item)}: expected KEY=VALUE, e.g. scheduler.name=edf")
+        values[key.strip()] = parse_scalar(raw, f"--set {key.strip()}")
     return set_values(data, values)
 
 
@@ -86,6 +254,10 @@ def set_values(data: dict[str, Any], values: dict[str, Any], label: str = "--set
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1
             where = ".".join(parts[: depth + 1])
+            rest = ".".join(parts[depth:])
+            if isinstance(node, dict) and not last and rest in node:  # a key with dots in it
+                node[rest] = value
+                break
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
                     raise ConfigError(
@@ -110,9 +282,20 @@ def set_values(data: dict[str, Any], values: dict[str, Any], label: str = "--set
     return data
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """``repr(value)`` cut to about 80 characters, never building the whole text of a huge value."""
+    text = _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def path_safe(name: str, limit: int = 80) -> str:
+    """``name`` as one plain path component: letters, digits, ``._-`` (else ``_``), no leading dot."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(name))[:limit].lstrip(".")
+    return safe or "_"
 
 
 SUBFIELD_MARK = "@"

@@ -9,12 +9,14 @@ many reports can render in one process.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import matplotlib as mpl
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -39,6 +41,13 @@ figcaption { font-family: monospace; color: #555; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: .85em; }
 nav a { margin-right: 1em; }
 """
+
+
+@contextlib.contextmanager
+def plain_text() -> Iterator[None]:
+    """Figures made inside show their text as typed: a ``$`` in a user's name is not math."""
+    with mpl.rc_context({"text.parse_math": False}):
+        yield
 
 
 def mark_no_data(ax, note: str) -> None:

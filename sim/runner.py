@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -23,7 +25,7 @@ import yaml
 from pydantic import BaseModel
 
 from sim import registry
-from sim.config import apply_overrides, load_yaml, validate
+from sim.config import apply_overrides, load_yaml, path_safe, validate
 from sim.errors import ConfigError
 from sim.kernel import Kernel
 
@@ -121,8 +123,37 @@ def _json_number(value: float) -> float | None:
 
 
 def write_run(result: RunResult, out_dir: str | Path, report: bool = True) -> Path:
-    """Write ``summary.json``, ``config.yaml``, ``run.json``, ``tables/*.parquet`` (+ report)."""
-    out = Path(out_dir)
+    """Write ``summary.json``, ``config.yaml``, ``run.json``, ``tables/*.parquet`` (+ report).
+
+    Everything goes to ``<out_dir>.partial``, renamed to ``out_dir`` at the end (over an
+    older run folder there), so ``out_dir`` is always a whole run or absent. A path that
+    holds something else than a run folder is refused.
+    """
+    final = Path(out_dir)
+    if final.is_symlink() or (final.exists() and not _replaceable(final)):
+        raise ConfigError(f"--out {final}: exists and is not a run folder; choose another folder")
+    scratch = final.with_name(final.name + ".partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        _write_files(result, scratch, report)
+        old = final.with_name(final.name + ".old")
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+        os.replace(scratch, final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return final
+
+
+def _replaceable(folder: Path) -> bool:
+    """An empty folder, or a run folder (it has ``summary.json``)."""
+    return folder.is_dir() and ((folder / "summary.json").is_file() or not any(folder.iterdir()))
+
+
+def _write_files(result: RunResult, out: Path, report: bool) -> None:
     (out / "tables").mkdir(parents=True, exist_ok=True)
     summary = {k: _json_number(v) for k, v in result.summary.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -135,10 +166,9 @@ def write_run(result: RunResult, out_dir: str | Path, report: bool = True) -> Pa
     }
     (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
     for name, table in result.tables.items():
-        table.to_parquet(out / "tables" / f"{name}.parquet", index=False)
+        table.to_parquet(out / "tables" / f"{path_safe(name)}.parquet", index=False)
     if report:
         render_run_report(out, result)
-    return out
 
 
 def read_run(run_dir: str | Path) -> RunResult:
@@ -146,13 +176,23 @@ def read_run(run_dir: str | Path) -> RunResult:
     run_dir = Path(run_dir)
     if not (run_dir / "summary.json").is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no summary.json)")
-    summary = {
-        k: (math.nan if v is None else float(v))
-        for k, v in json.loads((run_dir / "summary.json").read_text()).items()
-    }
-    config = load_yaml(run_dir / "config.yaml")
-    meta = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    tables = {p.stem: pd.read_parquet(p) for p in sorted((run_dir / "tables").glob("*.parquet"))}
+    current = run_dir / "summary.json"
+    try:
+        summary = {
+            k: (math.nan if v is None else float(v)) for k, v in json.loads(current.read_text()).items()
+        }
+        current = run_dir / "config.yaml"
+        config = load_yaml(current)
+        current = run_dir / "run.json"
+        meta = json.loads(current.read_text()) if current.exists() else {}
+        tables = {}
+        for current in sorted((run_dir / "tables").glob("*.parquet")):
+            tables[current.stem] = pd.read_parquet(current)
+    except (OSError, ValueError, TypeError, AttributeError) as exc:  # truncated or edited files
+        if isinstance(exc, ConfigError):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise ConfigError(f"{current}: cannot read ({first})") from None
     return RunResult(
         kind=config.get("kind", ""),
         seed=int(config.get("seed", 0)),
@@ -166,22 +206,23 @@ def read_run(run_dir: str | Path) -> RunResult:
 
 def render_run_report(run_dir: str | Path, result: RunResult | None = None) -> Path:
     """(Re-)render ``report.html`` and its figures for one run folder."""
-    from sim.report import render_report
+    from sim.report import plain_text, render_report
 
     run_dir = Path(run_dir)
     result = result or read_run(run_dir)
     kind = kind_of(result.kind)
     spec = validate(kind.Spec, result.config)
-    figures = kind.figures(result.tables, result.summary, spec)
-    shown = {
-        name: result.tables[name] for name in getattr(kind, "report_tables", ()) if name in result.tables
-    }
-    title = f"{result.kind} · {result.config.get('name', '')} · seed {result.seed}"
-    return render_report(
-        run_dir,
-        title=title,
-        summary=result.summary,
-        config_yaml=yaml.safe_dump(result.config, sort_keys=False),
-        figures=figures,
-        tables=shown,
-    )
+    with plain_text():
+        figures = kind.figures(result.tables, result.summary, spec)
+        shown = {
+            name: result.tables[name] for name in getattr(kind, "report_tables", ()) if name in result.tables
+        }
+        title = f"{result.kind} · {result.config.get('name', '')} · seed {result.seed}"
+        return render_report(
+            run_dir,
+            title=title,
+            summary=result.summary,
+            config_yaml=yaml.safe_dump(result.config, sort_keys=False),
+            figures=figures,
+            tables=shown,
+        )

@@ -3,6 +3,8 @@
 A run's id is a hash of its fully resolved config and seed, so the same run has the
 same id in every sweep that contains it. Rows are written by the sweep's driver
 process only; WAL mode makes each commit durable against the driver being killed.
+The store also keeps the sweep's resolved definition, so a resume can check that it
+finishes the same sweep.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ CREATE TABLE IF NOT EXISTS runs (
     wall_time_s REAL,
     error TEXT,
     finished_at REAL
-)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
@@ -47,7 +50,7 @@ class RunStore:
         self.path = Path(path)
         self.db = sqlite3.connect(self.path)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(SCHEMA)
+        self.db.executescript(SCHEMA)
         self.db.commit()
 
     def close(self) -> None:
@@ -73,6 +76,21 @@ class RunStore:
 
     def done_ids(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT id FROM runs WHERE status = ?", (DONE,))}
+
+    def ids(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT id FROM runs")}
+
+    def definition(self) -> dict[str, Any] | None:
+        """The resolved sweep this store belongs to (None in a store written before it was kept)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'definition'").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_definition(self, definition: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('definition', ?)",
+            (json.dumps(definition, sort_keys=True),),
+        )
+        self.db.commit()
 
     def record(
         self, rid: str, status: str, metrics: dict[str, float] | None, wall_time_s: float, error: str | None

@@ -3,27 +3,37 @@
 Each run is a pure function of its resolved config and seed, so every backend and
 worker count gives the same results, bit for bit. The driver process alone writes
 the run store (``runs.sqlite``), committing each run as it ends; ``resume`` skips
-runs already done, so a sweep killed at any moment finishes where it stopped. A run
-that raises is recorded as failed with its traceback and the others go on.
+runs already done, so a sweep killed at any moment finishes where it stopped, and
+refuses a store that holds a different sweep. Nothing aborts a sweep: a run that
+raises, runs past ``timeout_s`` or whose worker process dies is recorded as failed
+with its reason (a dead worker's run is tried again ``retries`` times, in a fresh
+worker) and the others go on. One driver at a time holds ``<out>/.lock``; its
+workers die with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import math
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from multiprocessing import get_context
+from dataclasses import dataclass
+from multiprocessing import connection, get_context
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from sim import registry
 from sim.config import StrictModel, apply_overrides, load_yaml, set_values, validate
@@ -101,6 +111,10 @@ class SweepSpec(StrictModel):
         default_factory=list, description="metrics ranked higher-is-better against the kind's declaration"
     )
     plugins: list[str] = Field(default_factory=list, description="modules to import in every worker")
+    timeout_s: PositiveFloat | None = Field(
+        None, description="wall seconds after which a run is stopped and recorded as failed"
+    )
+    retries: NonNegativeInt = Field(1, description="times a run whose worker process died is run again")
 
     @field_validator("seeds")
     @classmethod
@@ -122,6 +136,26 @@ class SweepSpec(StrictModel):
             raise ValueError(f"baseline: keys {sorted(set(self.baseline) - set(keys))} are not factors")
         return self
 
+    def check_report_fields(self, points: list[dict[str, Any]]) -> None:
+        """``baseline`` values and ``highlight`` must be values their factor takes."""
+        values = {k: [p[k] for p in points if k in p] for k in (self.baseline or {})}
+        for key, value in (self.baseline or {}).items():
+            if value not in values[key]:
+                raise ConfigError(
+                    f"baseline.{key}: {value!r} is not one of the factor's values "
+                    f"({', '.join(map(repr, dict.fromkeys(map(str, values[key]))))})"
+                )
+        if self.highlight is not None:
+            data = self.model_dump(mode="json")
+            policy = policy_factor(data, factor_keys(data))
+            taken = list(dict.fromkeys(p.get(policy) for p in points)) if policy else []
+            if self.highlight not in taken:
+                raise ConfigError(
+                    f"highlight: {self.highlight!r} is not a value of the policy factor "
+                    f"{policy or '(none: no baseline and no *.name factor)'}"
+                    + (f" ({', '.join(map(repr, taken))})" if taken else "")
+                )
+
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
@@ -137,6 +171,20 @@ class SweepSpec(StrictModel):
                 {k: d.draw(rng) for k, d in self.random.params.items()} for _ in range(self.random.count)
             ]
         return [{**g, **z, **s} for g in grid for z in zipped for s in sampled]
+
+
+def factor_keys(sweep: dict[str, Any]) -> list[str]:
+    """Factor names of a sweep (as a dict), in file order; ``scenario`` first with several bases."""
+    random = (sweep.get("random") or {}).get("params", {})
+    scenario = ["scenario"] if isinstance(sweep["base"], list) else []
+    return [*scenario, *sweep.get("grid", {}), *sweep.get("zip", {}), *random]
+
+
+def policy_factor(sweep: dict[str, Any], factors: list[str]) -> str | None:
+    """The factor that names the compared policy: the baseline's key, else the first ``*.name``."""
+    if sweep.get("baseline"):
+        return next(iter(sweep["baseline"]))
+    return next((f for f in factors if f.endswith(".name")), None)
 
 
 def _path_exists(tree: Any, path: str) -> bool:
@@ -175,12 +223,13 @@ def load_sweep(
     return sweep, bases
 
 
-def plan(sweep: SweepSpec, bases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def plan(sweep: SweepSpec, bases: dict[str, dict[str, Any]], prepare: bool = True) -> list[dict[str, Any]]:
     """Every run of the sweep (``id, ord, factors, seed, config``), each config validated.
 
     Problems are reported before anything runs: an unknown factor key, or a point whose
     scenario is invalid (named by its factor values). With several base scenarios the
-    factor ``scenario`` (the file's stem) comes first.
+    factor ``scenario`` (the file's stem) comes first. ``prepare=False`` skips the kinds'
+    shared cached work (for ``testbed validate``).
     """
     from sim.runner import kind_of
 
@@ -207,9 +256,9 @@ def plan(sweep: SweepSpec, bases: dict[str, dict[str, Any]]) -> list[dict[str, A
         ]
         if problems:
             raise ConfigError(problems)
-        prepare = getattr(kind, "prepare", None)
-        if prepare is not None:  # shared, cached work (traces, trained weights) done once, here
-            prepare(base_spec)
+        shared_work = getattr(kind, "prepare", None)
+        if prepare and shared_work is not None:  # shared, cached work (traces, weights) done once, here
+            shared_work(base_spec)
         for point in sweep.points():
             data = set_values(base, point, label="factor")
             factors = {"scenario": label, **point} if several else point
@@ -229,67 +278,225 @@ def plan(sweep: SweepSpec, bases: dict[str, dict[str, Any]]) -> list[dict[str, A
                         "config": config,
                     }
                 )
+    sweep.check_report_fields([r["factors"] for r in runs])
     return runs
 
 
 def execute(config: dict[str, Any], out_dir: str, plugins: list[str], report: bool) -> dict[str, Any]:
     """Run one config and write its folder; never raises (a failure is returned as text).
 
-    Outputs go to a temporary folder renamed into place at the end, so a folder under
-    ``runs/`` is always a whole run.
+    :func:`~sim.runner.write_run` writes to a temporary folder renamed into place at
+    the end, so a folder under ``runs/`` is always a whole run.
     """
     from sim.runner import kind_of, run, write_run
 
     start = time.perf_counter()
-    final = Path(out_dir)
-    scratch = final.with_name(final.name + ".partial")
     try:
         registry.load_plugins(plugins)
         spec = validate(kind_of(config.get("kind")).Spec, config)
         result = run(spec)
-        shutil.rmtree(scratch, ignore_errors=True)
-        write_run(result, scratch, report=report)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(scratch, final)
-        return {
-            "status": DONE,
-            "metrics": result.summary,
-            "error": None,
-            "wall_time_s": time.perf_counter() - start,
-        }
+        write_run(result, out_dir, report=report)
+        return _outcome(DONE, start, metrics=result.summary)
     except Exception:  # noqa: BLE001 - a failing run is data, not a crash of the sweep
-        shutil.rmtree(scratch, ignore_errors=True)
+        return _outcome(FAILED, start, error=traceback.format_exc())
+
+
+def _outcome(status: str, start: float, metrics: dict | None = None, error: str | None = None) -> dict:
+    return {"status": status, "metrics": metrics, "error": error, "wall_time_s": time.perf_counter() - start}
+
+
+@dataclass
+class Job:
+    """One run to do: its id, the arguments of :func:`execute`, and how often its worker died."""
+
+    rid: str
+    args: tuple
+    deaths: int = 0
+
+
+@dataclass
+class Limits:
+    """What a backend enforces: a wall-clock limit per run, and retries after a worker died."""
+
+    timeout_s: float | None = None
+    retries: int = 1
+
+    def timed_out(self, start: float) -> dict:
         return {
-            "status": FAILED,
-            "metrics": None,
-            "error": traceback.format_exc(),
-            "wall_time_s": time.perf_counter() - start,
+            **_outcome(FAILED, start),
+            "error": f"timed out: still running after {self.timeout_s:g} s (wall)",
         }
 
+    def died(self, job: Job, why: str, start: float) -> dict | None:
+        """None if ``job`` is to be tried again, else its failed outcome."""
+        job.deaths += 1
+        if job.deaths <= self.retries:
+            return None
+        tries = f"on each of {job.deaths} tries" if job.deaths > 1 else "(no retry)"
+        return {**_outcome(FAILED, start), "error": f"worker died {tries}: {why}"}
 
-def _serial(jobs: list[tuple], workers: int, address: str | None) -> Iterator[tuple[str, dict]]:
-    for rid, *args in jobs:
-        yield rid, execute(*args)
+
+class _RunTimeout(Exception):
+    pass
 
 
-def _pool(jobs: list[tuple], workers: int, address: str | None) -> Iterator[tuple[str, dict]]:
+def _serial(jobs: list[Job], workers: int, limits: Limits, address: str | None) -> Iterator[tuple[str, dict]]:
+    """In this process; ``timeout_s`` by SIGALRM where the platform has it (main thread only)."""
+    alarm = (
+        limits.timeout_s
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+
+    def expire(signum, frame):
+        raise _RunTimeout(f"timed out: still running after {limits.timeout_s:g} s (wall)")
+
+    before = signal.signal(signal.SIGALRM, expire) if alarm else None
+    try:
+        for job in jobs:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, limits.timeout_s)
+            try:
+                outcome = execute(*job.args)
+            finally:
+                if alarm:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            yield job.rid, outcome
+    finally:
+        if alarm:
+            signal.signal(signal.SIGALRM, before)
+
+
+class _Worker:
+    """One worker process and the pipe to it; ``job`` is the run it is doing (or None)."""
+
+    def __init__(self, context: Any):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child, os.getpid()), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: Job | None = None
+        self.started = 0.0
+
+    def give(self, job: Job) -> None:
+        self.job, self.started = job, time.perf_counter()
+        self.conn.send(job.args)
+
+    def stop(self) -> str:
+        """Kill the process (if alive) and say how it ended."""
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
+
+def _pool(jobs: list[Job], workers: int, limits: Limits, address: str | None) -> Iterator[tuple[str, dict]]:
+    """Local worker processes, one run each at a time, so the driver knows which run a dead or
+    hung worker had: that worker alone is replaced, and its run recorded or retried."""
+    context = _context()
+    queue = deque(jobs)
+    pool = [_Worker(context) for _ in range(min(workers, len(jobs)))]
+    try:
+        while queue or any(w.job for w in pool):
+            for w in pool:
+                if w.job is None and queue:
+                    w.give(queue.popleft())
+            busy = [w for w in pool if w.job is not None]
+            waiting = {w.conn: w for w in busy} | {w.process.sentinel: w for w in busy}
+            timeout = None
+            if limits.timeout_s:
+                now = time.perf_counter()
+                timeout = max(0.0, min(w.started + limits.timeout_s - now for w in busy))
+            for ready in connection.wait(list(waiting), timeout):
+                w = waiting[ready]
+                if w.job is None:
+                    continue  # its pipe and its sentinel were both ready
+                job, outcome = w.job, None
+                try:
+                    if w.conn.poll():
+                        outcome = w.conn.recv()
+                except (EOFError, OSError):
+                    pass
+                w.job = None
+                if outcome is None:  # the process ended without an answer
+                    why = _replace(pool, w, context)
+                    outcome = limits.died(job, why, w.started)
+                    if outcome is None:
+                        queue.appendleft(job)
+                        continue
+                yield job.rid, outcome
+            if limits.timeout_s:
+                now = time.perf_counter()
+                for w in list(pool):
+                    if w.job is not None and now - w.started >= limits.timeout_s:
+                        job, w.job = w.job, None
+                        _replace(pool, w, context)
+                        yield job.rid, limits.timed_out(w.started)
+    finally:
+        for w in pool:
+            w.stop()
+
+
+def _replace(pool: list[_Worker], worker: _Worker, context: Any) -> str:
+    """Stop ``worker`` and put a fresh one in its place; return how the old one ended."""
+    why = worker.stop()
+    pool[pool.index(worker)] = _Worker(context)
+    return why
+
+
+def _context() -> Any:
     if "forkserver" in _start_methods():
         context = get_context("forkserver")
         # the fork server imports the heavy modules once; each worker forks from it ready
         context.set_forkserver_preload(["sim.sweep", "sim.runner", *_plugin_modules()])
-    else:
-        context = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init) as pool:
-        pending = {pool.submit(execute, *args): rid for rid, *args in jobs}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield pending.pop(future), future.result()
+        return context
+    return get_context("spawn")
 
 
-def _ray(jobs: list[tuple], workers: int, address: str | None) -> Iterator[tuple[str, dict]]:
+def _worker_main(conn: Any, driver_pid: int) -> None:
+    """A pool worker: run what the driver sends until it closes the pipe, or dies."""
+    _die_with_driver()
+    _worker_init()
+    while True:
+        try:
+            args = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send(execute(*args))
+
+
+def _die_with_driver() -> None:
+    """Be killed when the parent (the fork server) ends, and let the fork server end with the
+    driver: a killed driver then leaves no worker and no fork server running (Linux)."""
+    from multiprocessing import forkserver
+
+    # Every forked worker inherits the write end of the pipe whose EOF tells the fork
+    # server that its driver is gone; closed here, the driver's death alone closes it.
+    server = forkserver._forkserver  # noqa: SLF001 - no public handle on this fd
+    if getattr(server, "_forkserver_alive_fd", None) is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent is already gone
+        os._exit(1)
+
+
+def _ray(jobs: list[Job], workers: int, limits: Limits, address: str | None) -> Iterator[tuple[str, dict]]:
+    """Ray tasks, as many in flight as ``workers``; a crashed worker or a lost task is
+    retried or recorded like a dead pool worker, and a task past ``timeout_s`` cancelled."""
     try:
         import ray
+        from ray.exceptions import RayError, TaskCancelledError
     except ImportError:
         raise ConfigError("--backend ray: Ray is not installed; pip install 'ml-testbed[ray]'") from None
     started_here = not ray.is_initialized()
@@ -298,14 +505,44 @@ def _ray(jobs: list[tuple], workers: int, address: str | None) -> Iterator[tuple
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=1)(_ray_execute)
+    remote = ray.remote(num_cpus=1, max_retries=0)(_ray_execute)
+    queue = deque(jobs)
+    running: dict[Any, tuple[Job, float]] = {}
     try:
-        pending = {remote.remote(*args): rid for rid, *args in jobs}
-        while pending:
-            finished, _ = ray.wait(list(pending), num_returns=1)
+        while queue or running:
+            while queue and len(running) < workers:
+                job = queue.popleft()
+                running[remote.remote(*job.args)] = (job, time.perf_counter())
+            timeout = None
+            if limits.timeout_s:
+                timeout = max(
+                    0.0, min(t + limits.timeout_s for _, t in running.values()) - time.perf_counter()
+                )
+            finished, _ = ray.wait(list(running), num_returns=1, timeout=timeout)
             for ref in finished:
-                yield pending.pop(ref), ray.get(ref)
+                job, started = running.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except TaskCancelledError:
+                    continue
+                except RayError as exc:  # WorkerCrashedError, a lost node, an unpicklable result
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    outcome = limits.died(job, f"{type(exc).__name__}: {first}", started)
+                    if outcome is None:
+                        queue.appendleft(job)
+                        continue
+                yield job.rid, outcome
+            if limits.timeout_s:
+                now = time.perf_counter()
+                for ref, (job, started) in list(running.items()):
+                    if now - started >= limits.timeout_s:
+                        del running[ref]
+                        ray.cancel(ref, force=True)
+                        yield job.rid, limits.timed_out(started)
     finally:
+        for ref in running:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
         if started_here:
             ray.shutdown()
 
@@ -337,6 +574,60 @@ def _start_methods() -> list[str]:
 RUNNERS = {"serial": _serial, "pool": _pool, "ray": _ray}
 
 
+class SweepLock:
+    """``<out>/.lock``: held (``flock``) by the one driver working in ``out``, with its pid.
+
+    The kernel drops the lock when its holder dies, however it dies, so a lock file
+    left by a killed driver is stale by construction and the next driver takes it.
+    """
+
+    def __init__(self, out: Path):
+        import fcntl
+
+        self.path = out / ".lock"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.read(self.fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(self.fd)
+            raise ConfigError(
+                f"--out {out}: another sweep driver (pid {owner}) is working in this folder; "
+                "wait for it to finish, or choose another folder"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        os.close(self.fd)  # closing drops the flock; the file stays, unlocked
+
+
+def resolved_definition(sweep_spec: SweepSpec, bases: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The sweep as ``sweep.yaml`` holds it (bases inlined, overrides applied), without the
+    settings that do not change results (``timeout_s``, ``retries``)."""
+    data = sweep_spec.model_dump(mode="json", exclude={"timeout_s", "retries"})
+    data["base"] = list(bases.values()) if isinstance(sweep_spec.base, list) else next(iter(bases.values()))
+    return data
+
+
+def differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """Dotted paths where two JSON-like trees differ, with both values when they are short."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            d
+            for k in dict.fromkeys([*old, *new])
+            for d in differences(old.get(k), new.get(k), f"{path}.{k}".lstrip("."))
+        ]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [
+            d for i, (a, b) in enumerate(zip(old, new)) for d in differences(a, b, f"{path}.{i}".lstrip("."))
+        ]
+    if old == new:
+        return []
+    shown = f"{json.dumps(old)} -> {json.dumps(new)}"
+    return [f"{path or '(top)'} ({shown})" if len(shown) <= 60 else path or "(top)"]
+
+
 def sweep(
     source: str | Path | dict[str, Any],
     out: str | Path,
@@ -345,45 +636,127 @@ def sweep(
     workers: int | None = None,
     ray_address: str | None = None,
     resume: bool = False,
+    force_new: bool = False,
+    timeout_s: float | None = None,
+    retries: int | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     run_reports: bool = False,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Run a sweep into ``out``; return the table of all its runs (as ``summary.csv``)."""
+    """Run a sweep into ``out``; return the table of all its runs (as ``summary.csv``).
+
+    ``timeout_s`` and ``retries`` (if given) replace the sweep file's. ``resume``
+    finishes the sweep stored in ``out`` and refuses a different one; ``force_new``
+    deletes what ``out`` holds and starts again.
+    """
     if backend not in BACKENDS:
         raise ConfigError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
-    workers = workers or os.cpu_count() or 1
+    workers = os.cpu_count() or 1 if workers is None else workers
     if workers < 1:
         raise ConfigError(f"--workers: must be >= 1 (got {workers})")
+    if timeout_s is not None and not 0 < timeout_s < math.inf:
+        raise ConfigError(f"--timeout-s: must be a number of seconds > 0 (got {timeout_s})")
+    if retries is not None and retries < 0:
+        raise ConfigError(f"--retries: must be >= 0 (got {retries})")
     sweep_spec, bases = load_sweep(source, overrides)
     runs = plan(sweep_spec, bases)
+    limits = Limits(
+        timeout_s if timeout_s is not None else sweep_spec.timeout_s,
+        retries if retries is not None else sweep_spec.retries,
+    )
     out = Path(out)
-    if (out / "runs.sqlite").exists() and not resume:
-        raise ConfigError(
-            f"--out {out}: already holds a sweep; pass --resume to finish it, or choose another folder"
-        )
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    _write_sweep_file(out, sweep_spec, bases)
-    store = RunStore(out / "runs.sqlite")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    lock = SweepLock(out)
     try:
-        store.add(runs)
-        done = store.done_ids()
-        todo = [
-            (r["id"], r["config"], str(out / "runs" / r["id"]), sweep_spec.plugins, run_reports)
-            for r in runs
-            if r["id"] not in done
-        ]
-        ok, failed = len(runs) - len(todo), 0
-        from tqdm import tqdm
+        definition = resolved_definition(sweep_spec, bases)
+        store = _open_store(out, definition, runs, resume=resume, force_new=force_new)
+        try:
+            table = _drive(
+                store, runs, out, sweep_spec, limits, backend, workers, ray_address, run_reports, progress
+            )
+        finally:
+            store.close()
+    finally:
+        lock.release()
+    return table
 
-        with tqdm(
-            total=len(runs),
-            initial=len(runs) - len(todo),
-            desc=sweep_spec.name,
-            unit="run",
-            disable=not progress,
-        ) as bar:
-            for rid, outcome in RUNNERS[backend](todo, workers, ray_address):
+
+def _open_store(
+    out: Path, definition: dict[str, Any], runs: list[dict[str, Any]], *, resume: bool, force_new: bool
+) -> RunStore:
+    """The run store of ``out``, checked to hold this sweep (or emptied first with ``force_new``)."""
+    db = out / "runs.sqlite"
+    if db.exists() and force_new:
+        for name in ("runs.sqlite", "runs.sqlite-wal", "runs.sqlite-shm", "summary.csv", "sweep.yaml"):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "runs", ignore_errors=True)
+    elif db.exists() and not resume:
+        raise ConfigError(
+            f"--out {out}: already holds a sweep; pass --resume to finish it, --force-new to start "
+            "it again, or choose another folder"
+        )
+    (out / "runs").mkdir(exist_ok=True)
+    store = RunStore(db)
+    try:
+        stored = store.definition()
+        if stored is None and store.ids():
+            stored = {}  # a store from before definitions were kept: compare what it has
+        if stored is not None and stored != definition:
+            changed = differences(stored, definition)
+            extra = sorted(store.ids() - {r["id"] for r in runs})
+            shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
+            if extra and not changed:
+                shown = f"{len(extra)} stored runs are not runs of this sweep"
+            raise ConfigError(
+                f"--resume: {out} holds a different sweep (differs in {shown}); "
+                "pass --force-new to start it again, or choose another folder"
+            )
+        store.set_definition(definition)
+        store.add(runs)
+    except BaseException:
+        store.close()
+        raise
+    _write_sweep_file(out, definition)
+    return store
+
+
+def _drive(
+    store: RunStore,
+    runs: list[dict[str, Any]],
+    out: Path,
+    sweep_spec: SweepSpec,
+    limits: Limits,
+    backend: str,
+    workers: int,
+    ray_address: str | None,
+    run_reports: bool,
+    progress: bool,
+) -> pd.DataFrame:
+    """Run what is not done yet, record each outcome, and write ``summary.csv`` whatever happens."""
+    for stale in (out / "runs").glob("*.partial"):  # left by a killed run; this driver holds the lock
+        shutil.rmtree(stale, ignore_errors=True)
+    done = store.done_ids()
+    todo = []
+    for r in runs:
+        if r["id"] in done:
+            continue
+        folder = out / "runs" / r["id"]
+        found = _finished_folder(folder)
+        if found is not None:  # whole (folders are renamed into place) but not recorded: record it
+            store.record(r["id"], DONE, *found, None)
+            continue
+        todo.append(Job(r["id"], (r["config"], str(folder), sweep_spec.plugins, run_reports)))
+    from tqdm import tqdm
+
+    ok, failed = len(runs) - len(todo), 0
+    try:
+        with (
+            tqdm(total=len(runs), initial=ok, desc=sweep_spec.name, unit="run", disable=not progress) as bar,
+            _terminate_as_exit(),
+        ):
+            for rid, outcome in RUNNERS[backend](todo, workers, limits, ray_address):
                 store.record(
                     rid, outcome["status"], outcome["metrics"], outcome["wall_time_s"], outcome["error"]
                 )
@@ -391,17 +764,43 @@ def sweep(
                 failed += outcome["status"] == FAILED
                 bar.set_postfix(done=ok, failed=failed)
                 bar.update(1)
-        table = store.frame()
     finally:
-        store.close()
-    table.to_csv(out / "summary.csv", index=False)
+        table = store.frame()
+        table.to_csv(out / "summary.csv", index=False)
     return table
 
 
-def _write_sweep_file(out: Path, sweep_spec: SweepSpec, bases: dict[str, dict[str, Any]]) -> None:
-    """``sweep.yaml``: the sweep with its base scenarios inlined, for the report."""
+def _finished_folder(folder: Path) -> tuple[dict[str, float], float] | None:
+    """``(summary, wall_time_s)`` of a whole run folder, or None if there is none (or it is unreadable)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+        meta = json.loads((folder / "run.json").read_text())
+        metrics = {k: math.nan if v is None else float(v) for k, v in summary.items()}
+        return metrics, float(meta.get("wall_time_s", 0.0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (and SIGHUP) end the driver like Ctrl-C: the backends' cleanup stops the workers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    saved = {s: signal.signal(s, stop) for s in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM))}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+def _write_sweep_file(out: Path, definition: dict[str, Any]) -> None:
+    """``sweep.yaml``: the resolved sweep with its base scenarios inlined, for the report."""
     import yaml
 
-    data = sweep_spec.model_dump(mode="json")
-    data["base"] = list(bases.values()) if isinstance(sweep_spec.base, list) else next(iter(bases.values()))
-    (out / "sweep.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    (out / "sweep.yaml").write_text(yaml.safe_dump(definition, sort_keys=False))

@@ -219,8 +219,8 @@ BAD = {
         None,
         "predictors.0.budget: Input should be greater than or equal to 0 (got -5)",
     ),
-    "infinite alpha": ({"alpha": float("inf")}, None, "alpha: must be a finite number >= 0 (got inf)"),
-    "alpha not a number": ({"alpha": float("nan")}, None, "alpha: must be a finite number >= 0 (got nan)"),
+    "infinite alpha": ({"alpha": float("inf")}, None, "alpha: Input should be a finite number (got inf)"),
+    "alpha not a number": ({"alpha": float("nan")}, None, "alpha: Input should be a finite number (got nan)"),
     "fewer seed points than classes": (
         {"predictors": [{"name": "p", "seed_points": 5}]},
         None,

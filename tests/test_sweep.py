@@ -60,20 +60,15 @@ def test_backends_agree_bit_for_bit(tmp_path):
         assert _results(tmp_path / name) == _results(tmp_path / "serial")
 
 
-def test_failed_runs_are_recorded_and_others_finish(tmp_path):
+def test_missing_referenced_file_is_refused_before_any_run(tmp_path, capsys):
     path = _sweep_file(
         tmp_path,
         grid={"scheduler.name": ["fcfs", "edf"], "hardware.profile_csv": [None, "no/such/profile.csv"]},
     )
-    table = sweep(path, tmp_path / "out", backend="pool", workers=2, progress=False)
-    failed = table[table["status"] == "failed"]
-    assert len(failed) == 4 and (table["status"] == "done").sum() == 4
-    assert failed["error"].str.contains("no/such/profile.csv").all()
-    assert failed["error"].str.contains("Traceback").all()
-    assert failed["hardware.profile_csv"].eq("no/such/profile.csv").all()
-    assert not any((tmp_path / "out" / "runs").glob("*.partial"))
     code = main(["sweep", str(path), "--out", str(tmp_path / "cli"), "--backend", "serial"])
-    assert code == 1
+    err = capsys.readouterr().err
+    assert code == 2 and "hardware.profile_csv: no such file 'no/such/profile.csv'" in err, err
+    assert not (tmp_path / "cli" / "runs.sqlite").exists()
 
 
 def test_resume_after_sigkill_runs_each_run_once(tmp_path):

@@ -44,7 +44,6 @@ import functools
 import hashlib
 import json
 import math
-import pickle
 import sys
 import time
 from dataclasses import dataclass
@@ -59,7 +58,7 @@ from torch import nn
 from devices.cost import Layer, extract_layers
 from sim.errors import ConfigError
 from sim.kernel import numpy_rng, torch_generator
-from workloads.cache import cache_dir, pinned_threads, write_atomic
+from workloads.cache import cache_dir, load_torch, pinned_threads, save_torch
 
 SEED = 0
 # Everything that shapes the trained weights besides the per-model specs; part of the cache key.
@@ -415,10 +414,9 @@ def _trained(name: str) -> dict[str, object]:
     """Weights, inference cache (every exit's softmax on calib and test) and training log:
     read from :func:`cache_path`, else trained and computed now and written there."""
     path = cache_path(name)
-    try:
-        return torch.load(path, weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
-        pass  # not cached yet, or unreadable: train
+    cached = load_torch(path)  # None if not cached yet, damaged or for another key: train
+    if cached is not None:
+        return cached
     data = _dataset(_SPECS[name]["dataset"])
     with pinned_threads(RECIPE["threads"]):
         weights, log = _train(name)
@@ -430,7 +428,7 @@ def _trained(name: str) -> dict[str, object]:
             "test_probs": _logits(model, data.images[data.test]).softmax(-1),
             "log": log,
         }
-    write_atomic(path, lambda f: torch.save(saved, f))
+    save_torch(path, saved)
     return saved
 
 

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
 
-from sim.config import StrictModel, read_csv
+from sim.config import StrictModel, check_file, read_csv
 from sim.errors import ConfigError
 
 CHUNK = 4096
+MAX_EVENTS = 1e9  # arrivals one run may ask for; more could never finish (docs/scenarios.md)
 
 
 class ArrivalConfig(StrictModel):
@@ -48,7 +49,32 @@ class ArrivalConfig(StrictModel):
             raise ValueError(f"times_s/trace_csv only apply to process 'trace', not {self.process!r}")
         if self.times_s is not None and any(np.diff(self.times_s) < 0):
             raise ValueError("times_s must be sorted in increasing order")
+        if self.trace_csv is not None:
+            check_file(self.trace_csv, "trace_csv", read_trace)
         return self
+
+    def period_problem(self, period_s: float, duration_s: float, field: str) -> str | None:
+        """Why a stream of this period over ``duration_s`` cannot be simulated (None if it can)."""
+        if self.process == "periodic" and self.jitter_s >= period_s:
+            return (
+                f"{field}.jitter_s: {self.jitter_s:g} must be less than the period {period_s:g} s "
+                "(frames would arrive out of order)"
+            )
+        if self.process != "trace":
+            factor = self.burst_factor if self.process == "bursty" else 1.0
+            return events_problem(factor / period_s, duration_s, field)
+        return None
+
+
+def events_problem(rate_hz: float, duration_s: float, field: str) -> str | None:
+    """Why ``rate_hz`` arrivals over ``duration_s`` are too many to simulate (None if they are not)."""
+    events = rate_hz * duration_s
+    if events > MAX_EVENTS:
+        return (
+            f"{field}: {rate_hz:.4g} arrivals/s over duration_s {duration_s:g} is {events:.3g} events, "
+            f"more than the {MAX_EVENTS:.0e} a run can simulate"
+        )
+    return None
 
 
 def read_trace(path: str | Path, field: str) -> np.ndarray:

@@ -39,7 +39,6 @@ import functools
 import hashlib
 import json
 import math
-import pickle
 import sys
 import time
 from collections import OrderedDict
@@ -55,7 +54,7 @@ from torch import nn
 from devices.cost import Layer, extract_layers
 from sim.errors import ConfigError
 from sim.kernel import numpy_rng, torch_generator
-from workloads.cache import cache_dir, pinned_threads, write_atomic
+from workloads.cache import cache_dir, load_torch, pinned_threads, save_torch
 
 WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
 SEED = 0
@@ -299,10 +298,9 @@ def _trained() -> dict[str, object]:
     :func:`cache_path`, else trained and predicted now and written there. The file is
     written under a temporary name and renamed, so a concurrent reader sees all or nothing."""
     path = cache_path()
-    try:
-        return torch.load(path, weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
-        pass  # not cached yet, or unreadable: train
+    cached = load_torch(path)  # None if not cached yet, damaged or for another key: train
+    if cached is not None:
+        return cached
     data = digits(SEED)
     with pinned_threads(RECIPE["threads"]):
         weights, log = _train(SEED)
@@ -310,7 +308,7 @@ def _trained() -> dict[str, object]:
         model.load_state_dict(weights)
         predictions = torch.stack([_predict(model, data.images[data.test], w) for w in WIDTHS])
     saved = {"weights": weights, "test_predictions": predictions, "log": log}
-    write_atomic(path, lambda f: torch.save(saved, f))
+    save_torch(path, saved)
     return saved
 
 

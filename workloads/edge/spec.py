@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from devices.edge import EdgeDeviceConfig
-from sim.config import PolicyRef, StrictModel
+from sim.config import SUBFIELD_MARK, PolicyRef, StrictModel
 from workloads.streams import ArrivalConfig
 
 
@@ -83,4 +83,10 @@ class EdgeSpec(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"devices: names must be unique; repeated: {', '.join(dupes)}")
+        problems = [
+            g.arrival.period_problem(1.0 / g.rate_hz, self.duration_s, f"devices.{i}.arrival")
+            for i, g in enumerate(self.devices)
+        ]
+        if any(problems):
+            raise ValueError("; ".join(SUBFIELD_MARK + p for p in problems if p))
         return self

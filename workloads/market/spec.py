@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Literal
 
 from pydantic import (
@@ -107,8 +108,8 @@ class MarketSpec(StrictModel):
 
     @model_validator(mode="after")
     def _groups(self) -> MarketSpec:
-        names = self.predictor_names()
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(self.predictor_names())
+        dupes = sorted(n for n, c in counts.items() if c > 1)
         if dupes:
             raise ValueError(f"predictors: names must be unique; repeated: {', '.join(dupes)}")
         classes = self.data.known_classes()

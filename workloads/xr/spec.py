@@ -226,7 +226,7 @@ class XRSpec(StrictModel):
             cycle = " -> ".join(u for u, _ in nx.find_cycle(graph))
             raise ValueError(f"models: dependency cycle {cycle} -> {cycle.split(' -> ')[0]}")
         for m in streams:
-            roots = self.roots_of(m.name)
+            roots = self.roots_of(m.name, graph)
             where = self._where(m.name)
             if len(roots) > 1:
                 raise ValueError(
@@ -244,7 +244,21 @@ class XRSpec(StrictModel):
                 raise ValueError(f"{where}.fps: a model without depends_on needs fps > 0")
         self._check_phases()
         self._check_scheduler()
+        self._check_simulable()
         return self
+
+    def _check_simulable(self) -> None:
+        """Frame streams the engine can run: jitter below the period, a bounded number of frames."""
+        problems = [
+            m.arrival.period_problem(
+                self._period_of(m.fps), self.duration_s, f"{self._where(m.name)}.arrival"
+            )
+            for m in self.streams()
+            if not m.depends_on
+        ]
+        problems = [p for p in problems if p]
+        if problems:
+            raise ValueError("; ".join(SUBFIELD_MARK + p for p in problems))
 
     def _check_phases(self) -> None:
         running = {m.name for m in self.models}
@@ -303,8 +317,8 @@ class XRSpec(StrictModel):
                 graph.add_edge(up, m.name, p=m.trigger_p)
         return graph
 
-    def roots_of(self, name: str) -> list[str]:
-        graph = self.graph()
+    def roots_of(self, name: str, graph: nx.DiGraph | None = None) -> list[str]:
+        graph = self.graph() if graph is None else graph
         return sorted(n for n in nx.ancestors(graph, name) | {name} if graph.in_degree(n) == 0)
 
     def stream(self, name: str) -> ModelStream:
@@ -312,7 +326,10 @@ class XRSpec(StrictModel):
 
     def period_s(self, name: str) -> float:
         """Frame period of a model (its root's) at ``load_scale``, in whole ms if ``integer_ms_period``."""
-        fps = self.stream(self.roots_of(name)[0]).fps * self.load_scale
+        return self._period_of(self.stream(self.roots_of(name)[0]).fps)
+
+    def _period_of(self, fps: float) -> float:
+        fps *= self.load_scale
         if self.integer_ms_period:
             return math.floor(1000.0 / fps) / 1000.0 if fps <= 1000 else 1.0 / fps
         return 1.0 / fps
