@@ -44,7 +44,7 @@ def test_round_time_is_the_slowest_clients_download_compute_upload():
     s = spec(**{"clients.count": 6, "rounds": 1})
     world = FederatedWorld(s, Kernel(s.seed))
     pop, size = world.population, world.model_bytes
-    flops = flops_per_sample(world.model, 64) * world.partition.sizes() * s.local.epochs
+    flops = flops_per_sample(world.model, (64,)) * world.partition.sizes() * s.local.epochs
     expected = (
         2 * pop.link_latency_s
         + size / pop.download_bytes_per_s
