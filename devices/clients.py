@@ -203,6 +203,19 @@ class Availability:
     def available(self, t: float) -> np.ndarray:
         return self.online_until(t) > t
 
+    def next_online_s(self, t: float) -> float:
+        """The earliest time after ``t`` at which an offline client comes online (inf if never)."""
+        if self.mode == "always":
+            return math.inf
+        if self.mode == "on_off":
+            self._advance(t)
+            return float(self._until[~self._on].min(initial=math.inf))
+        offset = 0.0 if self.period_s is None else math.floor(t / self.period_s) * self.period_s
+        later = self._start[self._start + offset > t] + offset
+        if self.period_s is not None and len(self._start):
+            later = np.append(later, self._start.min() + offset + self.period_s)
+        return float(later.min(initial=math.inf))
+
 
 @dataclass
 class ClientPopulation:

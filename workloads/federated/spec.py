@@ -79,7 +79,8 @@ class FederatedSpec(StrictModel):
     epochs x training FLOPs per sample / its speed; transfers are latency + bytes /
     bandwidth over the topology. ``rounds`` counts aggregations (sync rounds, or
     async buffer flushes); the run also stops at ``max_time_s`` of simulated time.
-    When nobody can be selected, the server tries again ``retry_s`` later, for at most
+    When nobody can be selected, the server tries again ``retry_s`` later (or as soon as a
+    client comes online, if sooner), for at most
     ``patience``; then the run stops and says why (as it does at ``max_time_s``).
     """
 

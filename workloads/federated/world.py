@@ -193,6 +193,11 @@ class FederatedWorld:
             return True
         return False
 
+    def _retry_in_s(self) -> float:
+        """When to try selecting again: ``retry_s`` later, or sooner when a client comes online."""
+        next_s = self.population.availability.next_online_s(self.env.now)
+        return min(self.spec.retry_s, max(next_s - self.env.now, 1e-9))
+
     def _select(self, n: int):
         view = ClientView(
             now_s=self.env.now,
@@ -244,7 +249,7 @@ class FederatedWorld:
             if len(chosen.clients) == 0:
                 if self._nobody():
                     break
-                yield self.env.timeout(self.spec.retry_s)
+                yield self.env.timeout(self._retry_in_s())
                 continue
             trips = self._start(chosen.clients)
             outcome = np.where(trips.delivers, KEPT, DROPPED)
@@ -295,7 +300,7 @@ class FederatedWorld:
             self.done.succeed()
             return
         if missing:
-            self.env.timeout(self.spec.retry_s).callbacks.append(lambda _e: self._dispatch(missing))
+            self.env.timeout(self._retry_in_s()).callbacks.append(lambda _e: self._dispatch(missing))
         if len(chosen) == 0:
             return
         trips = self._start(chosen)
