@@ -52,7 +52,8 @@ def init_params(model: nn.Module, generator: torch.Generator) -> None:
 
 
 class MLP(nn.Module):
-    """Fully connected classifier: ``n_features -> hidden... -> n_classes``, ReLU between layers."""
+    """Fully connected classifier: ``n_features -> hidden... -> n_classes``, ReLU between layers
+    (an image is flattened first)."""
 
     def __init__(
         self, n_features: int, hidden: tuple[int, ...], n_classes: int, *, generator: torch.Generator
@@ -62,7 +63,7 @@ class MLP(nn.Module):
         init_params(self, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x.flatten(1))
 
 
 class CNN(nn.Module):
