@@ -81,17 +81,17 @@ def main() -> None:
         first = time.perf_counter()
         fedavg(train, args.seed, args.clients, 1, cfg)
         print(f"untimed warm-up round, {name} (first-use costs): {time.perf_counter() - first:.2f} s")
-    batched = [fedavg(train_clients, args.seed, args.clients, args.rounds, cfg) for _ in range(args.repeats)]
-    loop = [
-        fedavg(train_clients_loop, args.seed, args.clients, args.rounds, cfg) for _ in range(args.repeats)
-    ]
+    batched, loop = [], []
+    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both paths alike
+        batched.append(fedavg(train_clients, args.seed, args.clients, args.rounds, cfg))
+        loop.append(fedavg(train_clients_loop, args.seed, args.clients, args.rounds, cfg))
     batched_s, batched_acc = statistics.median(b[0] for b in batched), batched[0][1]
     loop_s, loop_acc = statistics.median(b[0] for b in loop), loop[0][1]
     print(
         f"FedAvg, digits, MLP 64-32-10, {args.clients} clients, {args.rounds} rounds, "
         f"{args.epochs} local epochs, batch 8, SGD lr 0.1, seed {args.seed}"
     )
-    print(f"wall time, median of {args.repeats} runs each")
+    print(f"wall time, median of {args.repeats} interleaved runs each")
     print(f"batched : {batched_s:7.3f} s  final test accuracy {batched_acc:.2%}")
     print(f"loop    : {loop_s:7.3f} s  final test accuracy {loop_acc:.2%}")
     print(

@@ -11,6 +11,7 @@ exponential durations, or a CSV trace of windows. The network is a networkx grap
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,18 +44,24 @@ class AvailabilityConfig(StrictModel):
     ``always``: every client, all the time. ``on_off``: each client alternates
     exponential on and off periods (means ``mean_on_s``, ``mean_off_s``) and starts on
     with the stationary probability. ``trace``: the windows in ``trace_csv`` (columns
-    ``client, start_s, end_s``); a client is available inside its windows only.
+    ``client, start_s, end_s``); a client is available inside its windows only. With
+    ``period_s`` the trace repeats: time ``t`` reads the windows at ``t mod period_s``
+    (a daily pattern, say), so windows must lie within ``[0, period_s]``; without it, no
+    client is available after the last window ends.
     """
 
     mode: Literal["always", "on_off", "trace"] = "always"
     mean_on_s: PositiveFloat = 600.0
     mean_off_s: PositiveFloat = 300.0
     trace_csv: str | None = None
+    period_s: PositiveFloat | None = None
 
     @model_validator(mode="after")
     def _trace_file(self) -> AvailabilityConfig:
         if (self.mode == "trace") != (self.trace_csv is not None):
             raise ValueError("trace_csv is needed with mode 'trace' and only then")
+        if self.period_s is not None and self.mode != "trace":
+            raise ValueError(f"@period_s: only applies to mode 'trace', not {self.mode!r}")
         return self
 
 
@@ -153,9 +160,18 @@ class Availability:
             self._until = rng.exponential(self._means[self._on.astype(int)])
         elif cfg.mode == "trace":
             windows = read_windows(cfg.trace_csv, count)
+            self.period_s = cfg.period_s
+            if self.period_s is not None and (windows["end_s"] > self.period_s).any():
+                raise ConfigError(
+                    f"clients.availability.trace_csv: {cfg.trace_csv!r} has windows ending after "
+                    f"period_s ({self.period_s:g}); every window must lie within one period"
+                )
             self._client = windows["client"].to_numpy(int)
             self._start = windows["start_s"].to_numpy(float)
             self._end = windows["end_s"].to_numpy(float)
+            self._first_end = np.zeros(count)  # end of each client's window opening a period, if any
+            opens = self._start == 0.0
+            self._first_end[self._client[opens]] = self._end[opens]
 
     def _advance(self, t: float) -> None:
         due = self._until <= t
@@ -171,13 +187,34 @@ class Availability:
         if self.mode == "on_off":
             self._advance(t)
             return np.where(self._on, self._until, -np.inf)
+        offset = 0.0
+        if self.period_s is not None:
+            offset = math.floor(t / self.period_s) * self.period_s
+            t -= offset
         inside = (self._start <= t) & (t < self._end)
         until = np.full(self.count, -np.inf)
-        until[self._client[inside]] = self._end[inside]
+        until[self._client[inside]] = self._end[inside] + offset
+        if self.period_s is not None:  # a window ending at the period's end runs on into the next one's start
+            wraps = self._client[inside & (self._end == self.period_s)]
+            carry = self._first_end[wraps] > 0
+            until[wraps[carry]] += self._first_end[wraps[carry]]
         return until
 
     def available(self, t: float) -> np.ndarray:
         return self.online_until(t) > t
+
+    def next_online_s(self, t: float) -> float:
+        """The earliest time after ``t`` at which an offline client comes online (inf if never)."""
+        if self.mode == "always":
+            return math.inf
+        if self.mode == "on_off":
+            self._advance(t)
+            return float(self._until[~self._on].min(initial=math.inf))
+        offset = 0.0 if self.period_s is None else math.floor(t / self.period_s) * self.period_s
+        later = self._start[self._start + offset > t] + offset
+        if self.period_s is not None and len(self._start):
+            later = np.append(later, self._start.min() + offset + self.period_s)
+        return float(later.min(initial=math.inf))
 
 
 @dataclass

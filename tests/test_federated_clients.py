@@ -167,7 +167,7 @@ def test_label_anchored_averages_each_class_over_its_holders():
     agg = registry.get("aggregation", "label_anchored")()
     stacked = {k: torch.stack([params(1)[k], params(3)[k]]) for k in params(0)}
     owned = np.array([[True, True, False, False], [False, True, True, False]])
-    out = agg.aggregate(params(9), stacked, np.array([1.0, 1.0]), owned)
+    out = agg.aggregate(params(9), stacked, np.array([1.0, 1.0]), owned, {})
     assert out["label_embedding"][:, 0].tolist() == [1.0, 2.0, 3.0, 9.0]  # class 3: nobody, kept
     assert torch.allclose(out["w"], torch.full((2, 3), 2.0))
 
@@ -175,6 +175,6 @@ def test_label_anchored_averages_each_class_over_its_holders():
 def test_fedadam_moves_toward_the_client_mean():
     agg = registry.get("aggregation", "fedadam")(lr=0.1)
     stacked = {k: torch.stack([params(1)[k], params(1)[k]]) for k in params(0)}
-    out = agg.aggregate(params(0), stacked, np.array([1.0, 1.0]), None)
+    out = agg.aggregate(params(0), stacked, np.array([1.0, 1.0]), None, {})
     step = 0.1 * 0.1 / (np.sqrt(0.01) + 1e-3)  # lr * m / (sqrt(v) + tau) after one step of d = 1
     assert torch.allclose(out["w"], torch.full((2, 3), step), atol=1e-6)

@@ -8,20 +8,27 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from policies.federated.base import weighted_average
+from policies.federated.base import ClientFit, Phase, weighted_average
+from sim import registry
+from sim.errors import ConfigError
 from sim.kernel import seed_sequence, torch_generator
 from workloads.cache import pinned_threads
-from workloads.federated.models import DIGIT_NAMES, MLP, AnchoredMLP, class_name_embedding
+from workloads.federated.anchors import AnchorConfig, label_anchors
+from workloads.federated.models import CNN, MLP, Anchored
 from workloads.federated.training import (
     LocalTraining,
     batch_orders,
     evaluate,
     flops_per_sample,
     model_bytes,
+    pseudo_labels,
+    similarities,
     train_clients,
     train_clients_loop,
 )
+from workloads.shapes import make_shapes
 
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 N_ROWS = 400
 
 
@@ -48,10 +55,10 @@ def mlp() -> MLP:
     return MLP(64, (16,), 10, generator=torch_generator(0, "tests/mlp"))
 
 
-def anchored() -> AnchoredMLP:
-    return AnchoredMLP(
-        64, (16,), 12, DIGIT_NAMES, generator=torch_generator(0, "tests/anchored"), embed_dim=16
-    )
+def anchored() -> Anchored:
+    gen = torch_generator(0, "tests/anchored")
+    anchors = label_anchors(AnchorConfig(dim=8), "digits", DIGIT_NAMES)
+    return Anchored(MLP(64, (16,), 12, generator=gen), 12, anchors, generator=gen)
 
 
 def params_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -67,35 +74,58 @@ def owned_classes(k: int) -> np.ndarray:
     return owned
 
 
+def policy_fit(name: str, **params):
+    """A fit of aggregation policy ``name`` for the test clients (None: the default phase)."""
+
+    def make(clients, start, cfg):
+        policy = registry.get("aggregation", name)(**params)
+        policy.setup(100, {n: p[0] if p.dim() > model_dims[n] else p for n, p in start.items()})
+        return policy.configure_fit(np.arange(len(clients)), start, cfg.default_phase())
+
+    return make
+
+
+SGD = LocalTraining(epochs=2, batch_size=8, lr=0.1)
+# name: (model, local config, owned classes?, stacked start?, fit maker, pseudo-label percentile)
 CASES = {
-    "cross_entropy": (mlp, LocalTraining(epochs=2, batch_size=8, lr=0.1), False, False),
-    "fedprox": (mlp, LocalTraining(epochs=2, batch_size=8, lr=0.1, prox_mu=0.5), False, False),
-    "owned_classes": (mlp, LocalTraining(epochs=2, batch_size=4, lr=0.1), True, False),
-    "async_stacked_start": (mlp, LocalTraining(epochs=1, batch_size=8, lr=0.1, prox_mu=0.1), False, True),
+    "cross_entropy": (mlp, SGD, False, False, None, None),
+    "adam": (mlp, LocalTraining(epochs=2, batch_size=8, lr=0.01, optimizer="adam"), False, False, None, None),
+    "fedprox": (mlp, SGD, False, False, policy_fit("fedprox", mu=0.5), None),
+    "owned_classes": (mlp, LocalTraining(epochs=2, batch_size=4, lr=0.1), True, False, None, None),
+    "async_stacked_start": (
+        mlp,
+        LocalTraining(epochs=1, lr=0.1),
+        False,
+        True,
+        policy_fit("fedprox", mu=0.1),
+        None,
+    ),
+    "anchored_head_sgd": (anchored, SGD, False, False, None, None),
     "label_anchored": (
         anchored,
-        LocalTraining(
-            epochs=3,
-            batch_size=8,
-            lr=0.1,
-            prox_mu=0.1,
-            objective="label_anchored",
-            pseudo_label_threshold=0.2,
-        ),
+        LocalTraining(epochs=3, batch_size=8),
         True,
         False,
+        policy_fit("label_anchored", data_lr=0.01, label_lr=0.02),
+        60.0,  # pseudo-label percentile, low enough that these few samples get some
     ),
-    "label_anchored_alternate_2": (
+    "label_anchored_stacked": (
         anchored,
-        LocalTraining(epochs=2, batch_size=4, objective="label_anchored", alternate_steps=2),
+        LocalTraining(epochs=2, batch_size=4),
         False,
         True,
+        policy_fit("label_anchored"),
+        None,
     ),
+}
+model_dims = {
+    **{n: p.dim() for n, p in mlp().named_parameters()},
+    **{n: p.dim() for n, p in anchored().named_parameters()},
 }
 
 
-def case_inputs(name: str):
-    make, cfg, with_owned, stacked = CASES[name]
+def case_inputs(name: str, x=None, y=None):
+    make, cfg, with_owned, stacked, fit_maker, pseudo = CASES[name]
     model = make()
     clients = unequal_clients()
     start = params_of(model)
@@ -103,20 +133,23 @@ def case_inputs(name: str):
         noise = torch_generator(0, "tests/start")
         start = {n: p + 0.05 * torch.randn(len(clients), *p.shape, generator=noise) for n, p in start.items()}
     seeds = seed_sequence(0, f"tests/seeds/{name}").generate_state(len(clients), np.uint64)
-    return model, start, clients, cfg, seeds, owned_classes(len(clients)) if with_owned else None
+    owned = owned_classes(len(clients)) if with_owned else None
+    fit = fit_maker(clients, start, cfg) if fit_maker else None
+    extra = pseudo_labels(model, start, x, y, clients, owned, pseudo) if pseudo else None
+    return model, start, clients, cfg, seeds, owned, fit, extra
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_batched_equals_loop(data, name):
     x, y = data
-    model, start, clients, cfg, seeds, owned = case_inputs(name)
-    batched = train_clients(model, start, x, y, clients, cfg, seeds, owned)
-    loop = train_clients_loop(model, start, x, y, clients, cfg, seeds, owned)
+    model, start, clients, cfg, seeds, owned, fit, extra = case_inputs(name, x, y)
+    batched = train_clients(model, start, x, y, clients, cfg, seeds, owned, fit, extra)
+    loop = train_clients_loop(model, start, x, y, clients, cfg, seeds, owned, fit, extra)
     np.testing.assert_array_equal(batched.steps, loop.steps)
     np.testing.assert_array_equal(batched.num_samples, loop.num_samples)
     np.testing.assert_array_equal(batched.pseudo_labelled, loop.pseudo_labelled)
     if name == "label_anchored":
-        assert batched.pseudo_labelled.sum() > 0  # the pseudo-labelling step is exercised
+        assert batched.pseudo_labelled.sum() > 0  # pseudo-labelled samples are trained on
     for n, p in loop.params.items():
         assert batched.params[n].shape == (len(clients), *model.get_parameter(n).shape)
         torch.testing.assert_close(batched.params[n], p, rtol=1e-5, atol=1e-5)
@@ -154,19 +187,19 @@ def test_client_without_steps_stays_unchanged(data):
 
 def test_bit_identical_across_calls_and_thread_counts(data):
     x, y = data
-    model, start, clients, cfg, seeds, owned = case_inputs("label_anchored")
+    model, start, clients, cfg, seeds, owned, fit, extra = case_inputs("label_anchored", x, y)
     with pinned_threads(2):
-        first = train_clients(model, start, x, y, clients, cfg, seeds, owned)
-    again = train_clients(model, start, x, y, clients, cfg, seeds, owned)
+        first = train_clients(model, start, x, y, clients, cfg, seeds, owned, fit, extra)
+    again = train_clients(model, start, x, y, clients, cfg, seeds, owned, fit, extra)
     for n in first.params:
         assert torch.equal(first.params[n], again.params[n])
 
 
 def test_reads_only_the_rows_it_is_given(data):
     x, y = data
-    model, start, clients, cfg, seeds, owned = case_inputs("label_anchored")
+    model, start, clients, cfg, seeds, owned, fit, extra = case_inputs("label_anchored", x, y)
     x_before = x.clone()
-    base = train_clients(model, start, x, y, clients, cfg, seeds, owned)
+    base = train_clients(model, start, x, y, clients, cfg, seeds, owned, fit, extra)
     assert torch.equal(x, x_before)
     # unused rows full of NaN, and a client's rows moved: the same results, bit for bit
     shift = 7
@@ -174,7 +207,10 @@ def test_reads_only_the_rows_it_is_given(data):
         [torch.full((shift, x.shape[1]), float("nan")), x, torch.full((5, x.shape[1]), float("nan"))]
     )
     y_big = torch.cat([torch.zeros(shift, dtype=torch.int64), y, torch.zeros(5, dtype=torch.int64)])
-    moved = train_clients(model, start, x_big, y_big, [c + shift for c in clients], cfg, seeds, owned)
+    extra = [(r + shift, t) for r, t in extra]
+    moved = train_clients(
+        model, start, x_big, y_big, [c + shift for c in clients], cfg, seeds, owned, fit, extra
+    )
     for n in base.params:
         assert torch.equal(base.params[n], moved.params[n])
 
@@ -204,40 +240,112 @@ def test_weighted_average_by_hand():
         weighted_average(stacked, np.array([1, 1]))
 
 
-def test_class_name_embedding_is_fixed():
-    names = list(DIGIT_NAMES)
-    table = class_name_embedding(names, 32)
-    assert table.shape == (10, 32)
-    assert torch.equal(table, class_name_embedding(names, 32))
-    torch.testing.assert_close(table.norm(dim=1), torch.ones(10))
-    cos = table @ table.T
-    assert (cos - torch.eye(10)).abs().max() < 0.9  # distinct anchors
-    # a row depends on its name only
-    assert torch.equal(class_name_embedding(names[::-1], 32), table.flip(0))
-    # pinned values: "<one>" has 9 character 2-, 3- and 4-grams, each +-1 in one of 8 slots
-    torch.testing.assert_close(
-        3 * class_name_embedding(["one"], 8)[0], torch.tensor([1.0, 0, 0, -2, -1, 1, -1, 1])
+def test_pseudo_labels_follow_fedalign_rules(data):
+    """Only unlabelled samples, only for lacked classes, only where the argmax over all
+    classes is that class and the similarity tops the client's percentile of it."""
+    x, y = data
+    model, clients = anchored(), unequal_clients()
+    params, owned = params_of(model), owned_classes(len(clients))
+    found = pseudo_labels(model, params, x, y, clients, owned, 90.0)
+    sims = similarities(model, params, x).numpy()
+    for k, (rows, cls) in enumerate(found):
+        s = sims[clients[k]]
+        threshold = np.percentile(s, 90.0, axis=0)
+        expected = [
+            (r, c)
+            for r, row in zip(clients[k], s)
+            for c in [int(row.argmax())]
+            if not owned[k][y[r]] and not owned[k][c] and row[c] > threshold[c]
+        ]
+        assert sorted(zip(rows.tolist(), cls.tolist())) == sorted(expected)
+    assert sum(len(r) for r, _ in found) > 0
+    # at the 99th percentile about 1 % of a client's samples per lacked class qualify
+    big = [np.arange(400)]
+    few = pseudo_labels(model, params, x, y, big, owned[:1], 99.0)[0][0]
+    assert 0 < len(few) <= 0.01 * 400 * (~owned[0]).sum() + 6
+
+
+def test_similarities_are_cosines(data):
+    x, _ = data
+    model = anchored()
+    params = params_of(model)
+    with torch.no_grad():
+        f = torch.nn.functional.normalize(model.encoder(x[:5]), dim=-1)
+        g = torch.nn.functional.normalize(model.label_encoder(model.label_embedding), dim=-1)
+        logits = model(x[:5])
+    torch.testing.assert_close(similarities(model, params, x[:5]), f @ g.T)
+    # logits: the data representation dotted with the L2-normalised label representation
+    torch.testing.assert_close(logits, model.encoder(x[:5]).detach() @ g.T)
+
+
+def test_built_in_anchors_carry_the_label_graph():
+    a = label_anchors(
+        AnchorConfig(dim=8),
+        "shapes",
+        ("disk", "square", "triangle", "plus", "ring", "diamond", "bars", "ellipse", "saltire", "frame"),
     )
-    with pytest.raises(ValueError, match="distinct"):
-        class_name_embedding(["one", "one"], 8)
+    assert a.shape == (10, 8)
+    torch.testing.assert_close(a.norm(dim=1), torch.ones(10))
+    cos = a @ a.T
+    disk, square, plus, ring, saltire, frame = 0, 1, 3, 4, 8, 9
+    # classes sharing attributes sit closer than classes sharing none
+    assert cos[disk, ring] > cos[disk, plus] and cos[plus, saltire] > cos[plus, ring]
+    assert cos[square, frame] > cos[square, saltire]
+    assert torch.equal(
+        a,
+        label_anchors(
+            AnchorConfig(dim=8),
+            "shapes",
+            tuple(
+                [
+                    "disk",
+                    "square",
+                    "triangle",
+                    "plus",
+                    "ring",
+                    "diamond",
+                    "bars",
+                    "ellipse",
+                    "saltire",
+                    "frame",
+                ]
+            ),
+        ),
+    )
+    with pytest.raises(ConfigError, match="no built-in label graph for dataset 'wine'"):
+        label_anchors(AnchorConfig(), "wine", ("class_0", "class_1", "class_2"))
+
+
+def test_anchor_csv_and_its_errors(tmp_path):
+    path = tmp_path / "anchors.csv"
+    path.write_text("class,e0,e1\none,1,0\ntwo,0,2\n")
+    a = label_anchors(AnchorConfig(source="csv", csv=str(path), dim=2), "any", ("two", "one"))
+    assert a.tolist() == [[0.0, 1.0], [1.0, 0.0]]
+    with pytest.raises(
+        ConfigError, match=r"model.anchors.csv: .* has 2 embedding columns; model.anchors.dim is 3"
+    ):
+        label_anchors(AnchorConfig(source="csv", csv=str(path), dim=3), "any", ("one", "two"))
+    with pytest.raises(ConfigError, match=r"model.anchors.csv: .* lacks class\(es\) three"):
+        label_anchors(AnchorConfig(source="csv", csv=str(path), dim=2), "any", ("one", "two", "three"))
 
 
 def test_init_is_deterministic_from_the_generator():
     a, b = anchored(), anchored()
-    other = AnchoredMLP(
-        64, (16,), 12, DIGIT_NAMES, generator=torch_generator(1, "tests/anchored"), embed_dim=16
-    )
+    gen = torch_generator(1, "tests/anchored")
+    other = Anchored(MLP(64, (16,), 12, generator=gen), 12, a.anchors, generator=gen)
     for (n, p), q, r in zip(a.named_parameters(), b.parameters(), other.parameters()):
         assert torch.equal(p, q)
         assert torch.equal(p, r) == (n == "label_embedding")
-    assert torch.equal(a.label_embedding, class_name_embedding(list(DIGIT_NAMES), 16))
-    assert a.label_embedding.shape == (10, 16)
+    assert torch.equal(a.label_embedding, a.anchors) and a.label_embedding.shape == (10, 8)
 
 
 def test_costs_and_evaluate(data):
     x, y = data
     model = MLP(64, (32,), 10, generator=torch_generator(0, "tests/mlp"))
-    assert flops_per_sample(model, 64) == 3 * 2 * (64 * 32 + 32 * 10)
+    assert flops_per_sample(model, (64,)) == 3 * 2 * (64 * 32 + 32 * 10)
+    cnn = CNN((3, 32, 32), (4, 8), 10, generator=torch_generator(0, "tests/cnn"))
+    macs = 32 * 32 * 4 * 3 * 9 + 16 * 16 * 8 * 4 * 9 + 8 * 8 * 8 * 10
+    assert flops_per_sample(cnn, (3, 32, 32)) == 3 * 2 * macs
     assert model_bytes(params_of(model)) == 4 * (64 * 32 + 32 + 32 * 10 + 10)
     params = params_of(model)
     with torch.no_grad():
@@ -246,18 +354,58 @@ def test_costs_and_evaluate(data):
 
 
 def test_config_checked_at_the_door(data):
-    with pytest.raises(ValueError, match="objective must be one of"):
-        LocalTraining(objective="fedalign")
+    with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adam'"):
+        LocalTraining(optimizer="lion")
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         LocalTraining(batch_size=0)
     x, y = data
-    with pytest.raises(ValueError, match="label_anchored"):
-        train_clients(
-            mlp(),
-            params_of(mlp()),
-            x,
-            y,
-            [np.arange(4)],
-            LocalTraining(objective="label_anchored"),
-            np.arange(1),
+    fit = ClientFit((Phase("data", "adam", 0.01), Phase("label", "adam", 0.01)))
+    with pytest.raises(ValueError, match="need parameters named label_"):
+        train_clients(mlp(), params_of(mlp()), x, y, [np.arange(4)], LocalTraining(), np.arange(1), fit=fit)
+
+
+def test_hooks_returning_wrong_shapes_are_one_line_errors(data):
+    x, y = data
+    start = params_of(mlp())
+    clients = [np.arange(10), np.arange(10, 20)]
+    bad_state = ClientFit((Phase(),), state={"c": torch.zeros(3, 5)})
+    with pytest.raises(ConfigError, match=r"client state 'c' has shape \[3, 5\]; expected \[2, ...\]"):
+        train_clients(mlp(), start, x, y, clients, LocalTraining(), np.arange(2), fit=bad_state)
+    vector = ClientFit((Phase(),), loss_term=lambda p, s, st: p["net.0.bias"] * 0)
+    for train in (train_clients, train_clients_loop):
+        with pytest.raises(ConfigError, match="loss term gives .*expected one scalar per client"):
+            train(mlp(), start, x, y, clients, LocalTraining(), np.arange(2), fit=vector)
+
+
+@pytest.mark.parametrize("head", ["linear", "anchored"])
+def test_cnn_on_shapes_batched_equals_loop(head):
+    """The realistic workload: a CNN on 32x32 colour images, vmapped over clients."""
+    shapes = make_shapes(90, seed=0)
+    x, y = torch.from_numpy(shapes.images), torch.from_numpy(shapes.labels)
+    gen = torch_generator(0, "tests/cnn")
+    model = CNN((3, 32, 32), (4, 8), 10 if head == "linear" else 12, generator=gen)
+    cfg, fit = LocalTraining(epochs=2, batch_size=8, lr=0.05), None
+    if head == "anchored":
+        names = (
+            "disk",
+            "square",
+            "triangle",
+            "plus",
+            "ring",
+            "diamond",
+            "bars",
+            "ellipse",
+            "saltire",
+            "frame",
         )
+        model = Anchored(model, 12, label_anchors(AnchorConfig(dim=6), "shapes", names), generator=gen)
+        fit = ClientFit((Phase("data", "adam", 0.01), Phase("label", "adam", 0.01)))
+    clients = [np.arange(0, 3), np.arange(3, 20), np.arange(20, 60), np.arange(50, 90)]
+    seeds = np.arange(4) + 7
+    start = params_of(model)
+    batched = train_clients(model, start, x, y, clients, cfg, seeds, fit=fit)
+    loop = train_clients_loop(model, start, x, y, clients, cfg, seeds, fit=fit)
+    np.testing.assert_array_equal(batched.steps, [2, 6, 10, 10])
+    for n, p in loop.params.items():
+        torch.testing.assert_close(batched.params[n], p, rtol=1e-4, atol=1e-5)
+        assert (batched.params[n] - start[n]).abs().amax() > 1e-4

@@ -1,21 +1,17 @@
-"""FedAdam (Reddi et al., ICLR 2021, "Adaptive Federated Optimization").
+"""FedAdam (Reddi et al., ICLR 2021, "Adaptive Federated Optimization"): server-side Adam.
 
-The server treats ``mean(client models) - global`` as a pseudo-gradient and applies
-Adam to it: ``m = b1 m + (1 - b1) d``, ``v = b2 v + (1 - b2) d^2``,
-``w += lr * m / (sqrt(v) + tau)`` (no bias correction, as in the paper).
+Second moment ``v = b2 v + (1 - b2) d^2``; see :class:`~policies.federated.base.ServerOptimizer`.
 """
 
-import numpy as np
-import torch
 from pydantic import Field, PositiveFloat
 
-from policies.federated.base import FedAvgBase, Params
+from policies.federated.base import ServerOptimizer
 from sim.config import StrictModel
 from sim.registry import register
 
 
 @register("aggregation", "fedadam")
-class FedAdam(FedAvgBase):
+class FedAdam(ServerOptimizer):
     """A server-side Adam step on the averaged client update."""
 
     class Params(StrictModel):
@@ -25,18 +21,7 @@ class FedAdam(FedAvgBase):
         tau: PositiveFloat = 1e-3
 
     def __init__(self, lr: float = 0.03, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3):
-        self.lr, self.beta1, self.beta2, self.tau = lr, beta1, beta2, tau
-        self.m: Params = {}
-        self.v: Params = {}
+        super().__init__(lr, beta1, beta2, tau)
 
-    def aggregate(
-        self, global_params: Params, stacked: Params, weights: np.ndarray, owned: np.ndarray | None
-    ) -> Params:
-        mean = super().aggregate(global_params, stacked, weights, owned)
-        out = {}
-        for name, w in global_params.items():
-            delta = mean[name] - w
-            self.m[name] = self.beta1 * self.m.get(name, torch.zeros_like(w)) + (1 - self.beta1) * delta
-            self.v[name] = self.beta2 * self.v.get(name, torch.zeros_like(w)) + (1 - self.beta2) * delta**2
-            out[name] = w + self.lr * self.m[name] / (self.v[name].sqrt() + self.tau)
-        return out
+    def second_moment(self, v, d2):
+        return self.beta2 * v + (1 - self.beta2) * d2

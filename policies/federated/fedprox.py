@@ -2,11 +2,13 @@
 
 Each client minimises ``loss + (mu / 2) * ||w - w_start||^2``, which keeps clients
 with skewed data near the model they started from; the server averages as FedAvg.
+The term is a client-side loss term (:class:`~policies.federated.base.ClientFit`).
 """
 
+import numpy as np
 from pydantic import NonNegativeFloat
 
-from policies.federated.base import FedAvgBase
+from policies.federated.base import ClientFit, FedAvgBase, Phase
 from sim.config import StrictModel
 from sim.registry import register
 
@@ -19,4 +21,10 @@ class FedProx(FedAvgBase):
         mu: NonNegativeFloat = 0.01
 
     def __init__(self, mu: float = 0.01):
-        self.prox_mu = mu
+        self.mu = mu
+
+    def proximal(self, params: Params, start: Params, state: Params):
+        return self.mu / 2 * sum(((params[n] - start[n]) ** 2).sum() for n in params)
+
+    def configure_fit(self, clients: np.ndarray, global_params: Params, default: Phase) -> ClientFit:
+        return ClientFit(self.phases(default), loss_term=self.proximal if self.mu else None)

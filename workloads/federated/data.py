@@ -1,11 +1,16 @@
 """Federated datasets and their partitions into clients, as index views into one copy.
 
-Datasets ship with scikit-learn (nothing is downloaded). ``digits_shifted`` adds the
-eight one-pixel shifts of every digits image (9x the samples, about 16,000) so that
-thousands of clients still hold data. Features are standardised by the training part's mean and
-standard deviation (constant features only centred). A partition is one permutation of the training
-indices plus per-client offsets: client ``k``'s data is ``x[indices(k)]``, a view of
-the shared tensors, so memory does not grow with the number of clients.
+Datasets ship with scikit-learn or are generated (nothing is downloaded).
+``digits_shifted`` adds the eight one-pixel shifts of every digits image (9x the
+samples, about 13,000 for training) so that thousands of clients still hold data.
+Tabular features are standardised (z-scored) by the training part's mean and standard
+deviation (constant features only centred). ``shapes`` is :mod:`workloads.shapes`'s
+32x32 colour images of ten figure classes (``[N, 3, 32, 32]`` in [-1, 1], not rescaled),
+:data:`SHAPES_TRAIN` training and :data:`SHAPES_TEST` test samples from a fixed seed.
+
+A partition is one permutation of the training indices plus per-client offsets:
+client ``k``'s data is ``x[indices(k)]``, a view of the shared tensors, so memory does not
+grow with the number of clients.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from pydantic import Field, PositiveFloat, model_validator
 from sim.config import StrictModel
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-DATASETS = ("digits", "digits_shifted", "wine", "breast_cancer")
+DATASETS = ("digits", "digits_shifted", "wine", "breast_cancer", "shapes")
+SHAPES_TRAIN, SHAPES_TEST = 6000, 1000
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,9 @@ class Dataset:
         return len(self.class_names)
 
     @property
-    def num_features(self) -> int:
-        return self.x_train.shape[1]
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's shape: ``(features,)`` or ``(channels, height, width)``."""
+        return tuple(self.x_train.shape[1:])
 
 
 def _shifted(images: np.ndarray) -> np.ndarray:
@@ -67,6 +74,9 @@ def load_dataset(name: str, test_fraction: float = 0.2) -> Dataset:
     from sklearn import datasets
 
     from sim.kernel import numpy_rng
+
+    if name == "shapes":
+        return _shapes()
 
     loader = {
         "digits": datasets.load_digits,
@@ -95,6 +105,14 @@ def load_dataset(name: str, test_fraction: float = 0.2) -> Dataset:
         torch.from_numpy(y[test]),
         names,
     )
+
+
+def _shapes() -> Dataset:
+    from workloads.shapes import CLASSES, make_shapes
+
+    full = make_shapes(SHAPES_TRAIN + SHAPES_TEST, seed=0)
+    x, y = torch.from_numpy(full.images), torch.from_numpy(full.labels)
+    return Dataset("shapes", x[:SHAPES_TRAIN], y[:SHAPES_TRAIN], x[SHAPES_TRAIN:], y[SHAPES_TRAIN:], CLASSES)
 
 
 class PartitionConfig(StrictModel):

@@ -46,6 +46,15 @@ def summarise(world: FederatedWorld) -> tuple[dict[str, float], dict[str, pd.Dat
         "dropped_updates": float((~kept).sum()),
         "client_energy_j": float(trips["energy_j"].sum()),
     }
-    for outcome in ("dropped", "straggler", "late"):
+    for outcome in ("dropped", "straggler", "late", "stale"):
         summary[f"{outcome}_count"] = float((trips["outcome"] == outcome).sum())
-    return summary, {"curve": curve, "participation": trips}
+    reason = world.stop_reason
+    summary["stopped_early"] = float(bool(reason))
+    summary["stopped_no_client"] = float(reason.startswith("no client"))
+    summary["stopped_max_time"] = float(reason.startswith("reached max_time_s"))
+    summary["pseudo_labelled"] = float(world.pseudo_count)
+    summary["pseudo_label_accuracy"] = (
+        world.pseudo_correct / world.pseudo_count if world.pseudo_count else float("nan")
+    )
+    stop = pd.DataFrame({"rounds": [rounds], "of": [world.spec.rounds], "reason": [reason or "completed"]})
+    return summary, {"curve": curve, "participation": trips, "stop": stop}

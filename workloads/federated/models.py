@@ -1,6 +1,6 @@
-"""The federated clients' models: a plain MLP and a FedAlign-style label-anchored classifier.
+"""The federated clients' models: an MLP, a small CNN, and a FedAlign-style anchored classifier.
 
-Both are plain ``nn.Module``s with parameters only (no buffers), so that many clients'
+All are plain ``nn.Module``s with parameters only (no buffers), so that many clients'
 copies train as one stacked model (:mod:`workloads.federated.training`). Construction
 never touches global RNG state: layers are made on the ``meta`` device, then
 materialised and initialised from the ``torch.Generator`` the caller passes.
@@ -8,27 +8,12 @@ materialised and initialised from the ``torch.Generator`` the caller passes.
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-DIGIT_NAMES: tuple[str, ...] = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-)
-# Character n-gram lengths hashed into a class-name embedding (fastText's subword idea).
-NGRAMS: tuple[int, ...] = (2, 3, 4)
 # Parameters whose name starts with this belong to the label side of an anchored model.
 LABEL_PREFIX = "label_"
 
@@ -43,25 +28,32 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _cnn(in_channels: int, side_px: int, channels: tuple[int, ...], n_out: int) -> nn.Sequential:
+    """Per entry of ``channels``: 3x3 conv (padding 1), ReLU, 2x2 max-pool; then a linear
+    layer from the flattened maps to ``n_out``. On ``meta``."""
+    layers: list[nn.Module] = []
+    for c_in, c_out in zip((in_channels, *channels[:-1]), channels):
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, device="meta"), nn.ReLU(), nn.MaxPool2d(2)]
+        side_px //= 2
+    layers += [nn.Flatten(), nn.Linear(channels[-1] * side_px * side_px, n_out, device="meta")]
+    return nn.Sequential(*layers)
+
+
 def init_params(model: nn.Module, generator: torch.Generator) -> None:
-    """(Re-)initialise ``model`` in place from ``generator``: every ``nn.Linear`` weight and
-    bias uniform in +-1/sqrt(fan_in) (PyTorch's default ranges), drawn module by module in
-    registration order; an :class:`AnchoredMLP`'s ``label_embedding`` reset to its fixed
-    class-name embedding. Same generator state, same parameters, bit for bit."""
+    """(Re-)initialise ``model`` in place from ``generator``: every ``nn.Linear`` and
+    ``nn.Conv2d`` weight and bias uniform in +-1/sqrt(fan_in) (PyTorch's default ranges),
+    drawn module by module in registration order. Same generator state, same parameters."""
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, nn.Linear):
-                bound = 1 / math.sqrt(module.in_features)
+            if isinstance(module, (nn.Linear, nn.Conv2d)):
+                bound = 1 / math.sqrt(module.weight[0].numel())
                 module.weight.uniform_(-bound, bound, generator=generator)
                 module.bias.uniform_(-bound, bound, generator=generator)
-            elif isinstance(module, AnchoredMLP):
-                module.label_embedding.copy_(class_name_embedding(list(module.class_names), module.embed_dim))
 
 
 class MLP(nn.Module):
-    """Fully connected classifier: ``n_features -> hidden... -> n_classes``, ReLU between layers.
-
-    ``generator`` draws the initial parameters (:func:`init_params`)."""
+    """Fully connected classifier: ``n_features -> hidden... -> n_classes``, ReLU between layers
+    (an image is flattened first)."""
 
     def __init__(
         self, n_features: int, hidden: tuple[int, ...], n_classes: int, *, generator: torch.Generator
@@ -71,72 +63,56 @@ class MLP(nn.Module):
         init_params(self, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x.flatten(1))
 
 
-def class_name_embedding(names: list[str], dim: int) -> torch.Tensor:
-    """A fixed ``[len(names), dim]`` embedding of class names, each row L2-normalised.
-
-    FedAlign anchors classes with pretrained word vectors of their names; none are
-    available offline, so this substitutes hashed character n-grams (lengths
-    :data:`NGRAMS`, of the lower-cased name wrapped in ``<`` and ``>``), each adding +-1 to
-    one of ``dim`` coordinates chosen by SHA-256 of the n-gram (stable across processes,
-    unlike Python's ``hash``). Names sharing spelling ("six", "sixteen") get similar
-    vectors; it carries no meaning beyond spelling, only a fixed, distinct anchor per class.
-    """
-    if dim < 1:
-        raise ValueError(f"dim must be >= 1, got {dim}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"class names must be distinct, got {names}")
-    table = torch.zeros(len(names), dim, dtype=torch.float64)
-    for row, name in enumerate(names):
-        word = f"<{name.lower()}>"
-        for n in NGRAMS:
-            for i in range(len(word) - n + 1):
-                digest = hashlib.sha256(word[i : i + n].encode()).digest()
-                slot = int.from_bytes(digest[:8], "little") % dim
-                table[row, slot] += 1.0 if digest[8] & 1 else -1.0
-    return F.normalize(table, dim=1).float()
-
-
-class AnchoredMLP(nn.Module):
-    """A FedAlign-style split classifier (Zhang et al., KDD 2023): logits are ``scale`` times
-    the cosine of a data representation and a label representation.
-
-    - ``encoder`` (f): MLP ``n_features -> hidden... -> rep_dim``, the data encoder;
-    - ``label_embedding``: ``[C, embed_dim]`` learnable class table, initialised from the
-      fixed :func:`class_name_embedding` of ``class_names`` (the semantic anchor);
-    - ``label_encoder`` (g): MLP ``embed_dim -> label_hidden... -> rep_dim``.
-
-    ``logits[n, c] = scale * cos(f(x_n), g(label_embedding[c]))``. The paper uses dot
-    products; the cosine (assumed here) keeps logits bounded under plain SGD at lr 0.1.
-    Every label-side parameter's name starts with :data:`LABEL_PREFIX`, which is how local
-    training alternates the two encoders, and ``label_embedding``'s row ``c`` belongs to
-    class ``c``, which is how the server averages it over the holders of ``c`` only.
-    """
+class CNN(nn.Module):
+    """A small CNN for ``[C, S, S]`` images: conv-ReLU-pool blocks of ``channels``, then linear."""
 
     def __init__(
         self,
-        n_features: int,
-        hidden: tuple[int, ...],
-        rep_dim: int,
-        class_names: tuple[str, ...],
+        input_shape: tuple[int, int, int],
+        channels: tuple[int, ...],
+        n_out: int,
         *,
         generator: torch.Generator,
-        embed_dim: int = 32,
-        label_hidden: tuple[int, ...] = (),
-        scale: float = 10.0,
     ):
         super().__init__()
-        self.class_names = tuple(class_names)
-        self.embed_dim = embed_dim
-        self.scale = scale
-        self.encoder = _mlp([n_features, *hidden, rep_dim]).to_empty(device="cpu")
-        self.label_embedding = nn.Parameter(torch.empty(len(class_names), embed_dim))
-        self.label_encoder = _mlp([embed_dim, *label_hidden, rep_dim]).to_empty(device="cpu")
+        self.net = _cnn(input_shape[0], input_shape[1], channels, n_out).to_empty(device="cpu")
         init_params(self, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        data = F.normalize(self.encoder(x), dim=-1)
+        return self.net(x)
+
+
+class Anchored(nn.Module):
+    """FedAlign's classifier (Zhang et al., KDD 2023): a data encoder and a label encoder
+    whose outputs meet in one representation space.
+
+    - ``encoder`` (f): any module mapping a sample to a ``rep_dim`` vector (initialised by
+      its own constructor); ``generator`` initialises ``label_encoder``;
+    - ``label_embedding``: ``[C, E]`` learnable class table initialised from ``anchors``
+      (the semantic label anchors, :mod:`workloads.federated.anchors`); row ``c`` is class ``c``;
+    - ``label_encoder`` (g): linear ``E -> rep_dim``.
+
+    ``logits[n, c] = f(x_n) . g(e_c) / ||g(e_c)||``: the data representation dotted with
+    the L2-normalised label representation, as the official code does for single-label
+    tasks. Label-side parameter names start with :data:`LABEL_PREFIX` (how local training
+    steps the two encoders separately).
+    """
+
+    def __init__(
+        self, encoder: nn.Module, rep_dim: int, anchors: torch.Tensor, *, generator: torch.Generator
+    ):
+        super().__init__()
+        self.anchors = anchors.detach().clone().float()
+        self.encoder = encoder
+        self.label_embedding = nn.Parameter(torch.empty_like(self.anchors))
+        self.label_encoder = nn.Linear(anchors.shape[1], rep_dim, device="meta").to_empty(device="cpu")
+        init_params(self.label_encoder, generator)
+        with torch.no_grad():
+            self.label_embedding.copy_(self.anchors)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         anchors = F.normalize(self.label_encoder(self.label_embedding), dim=-1)
-        return self.scale * data @ anchors.T
+        return self.encoder(x) @ anchors.T

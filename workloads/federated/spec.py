@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from devices.clients import ClientsConfig
 from sim.config import PolicyRef, StrictModel
+from workloads.federated.anchors import AnchorConfig
 from workloads.federated.data import DATASETS, PartitionConfig
 
 
@@ -20,19 +21,40 @@ class AggregationRef(PolicyRef):
 
 
 class ModelConfig(StrictModel):
-    """An MLP (``hidden`` sizes); label-anchored aggregation uses its split twin of the same sizes."""
+    """The clients' model: an encoder (``arch``) and a head.
 
+    ``mlp``: ``hidden`` fully connected layers (tabular data, flattened images); ``cnn``:
+    conv-ReLU-pool blocks of ``channels`` (images). ``head``: ``linear`` (a linear layer to
+    the classes), ``anchored`` (FedAlign's label-anchored head: the encoder outputs
+    ``rep_dim`` values, dotted with L2-normalised label representations of the
+    ``anchors``), or empty: what the aggregation policy asks for (``anchored`` for
+    ``label_anchored``, else ``linear``).
+    """
+
+    arch: Literal["mlp", "cnn"] = "mlp"
     hidden: list[PositiveInt] = Field(default_factory=lambda: [32])
-    embedding_dim: PositiveInt = 32
+    channels: list[PositiveInt] = Field(default_factory=lambda: [8, 16])
+    head: Literal["linear", "anchored"] | None = None
+    rep_dim: PositiveInt = 32
+    anchors: AnchorConfig = Field(default_factory=AnchorConfig)
 
 
 class LocalConfig(StrictModel):
-    """Local training on each client: plain SGD over its own samples."""
+    """Local training on each client over its own labelled samples (the default phase; a
+    policy such as ``label_anchored`` may set its own optimisers)."""
 
     epochs: PositiveInt = 2
     batch_size: PositiveInt = 8
     lr: PositiveFloat = 0.1
-    pseudo_label_threshold: float = Field(0.8, gt=0.0, lt=1.0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+
+
+class PatienceConfig(StrictModel):
+    """How long the server keeps trying when no client can be selected: it stops the run
+    after ``time_s`` of simulated time, or after ``retries`` failed tries (if set), in a row."""
+
+    time_s: PositiveFloat = 3600.0
+    retries: PositiveInt | None = None
 
 
 class AsyncConfig(StrictModel):
@@ -40,12 +62,14 @@ class AsyncConfig(StrictModel):
 
     ``concurrency`` clients train at once; when ``buffer`` updates have arrived the
     server aggregates them, each weighted by samples x ``(1 + staleness) ** -staleness_exponent``
-    (staleness = global versions since the client downloaded its model).
+    (staleness = global versions since the client downloaded its model). An update staler
+    than ``max_staleness`` (if set) is discarded on arrival (outcome ``stale``).
     """
 
     concurrency: PositiveInt = 130
     buffer: PositiveInt = 100
     staleness_exponent: NonNegativeFloat = 0.5
+    max_staleness: NonNegativeInt | None = None
 
 
 class FederatedSpec(StrictModel):
@@ -55,7 +79,9 @@ class FederatedSpec(StrictModel):
     epochs x training FLOPs per sample / its speed; transfers are latency + bytes /
     bandwidth over the topology. ``rounds`` counts aggregations (sync rounds, or
     async buffer flushes); the run also stops at ``max_time_s`` of simulated time.
-    When nobody can be reached, the server tries again ``retry_s`` later.
+    When nobody can be selected, the server tries again ``retry_s`` later (or as soon as a
+    client comes online, if sooner), for at most
+    ``patience``; then the run stops and says why (as it does at ``max_time_s``).
     """
 
     kind: Literal["federated"] = "federated"
@@ -70,6 +96,7 @@ class FederatedSpec(StrictModel):
     rounds: PositiveInt = 20
     max_time_s: PositiveFloat = 1e9
     retry_s: PositiveFloat = 10.0
+    patience: PatienceConfig = Field(default_factory=PatienceConfig)
     mode: Literal["sync", "async"] = "sync"
     asynchronous: AsyncConfig = Field(default_factory=AsyncConfig)
     selection: SelectionRef = Field(default_factory=lambda: SelectionRef(name="random"))
@@ -83,9 +110,19 @@ class FederatedSpec(StrictModel):
                 f"@clients_per_round: {self.clients_per_round} is larger than clients.count "
                 f"({self.clients.count}); choose at most {self.clients.count}"
             )
+        from sim import registry
         from workloads.federated.data import load_dataset
 
-        classes = load_dataset(self.dataset).num_classes
+        wants = registry.get("aggregation", self.aggregation.name).head
+        if wants == "anchored" and self.model.head == "linear":
+            raise ValueError(
+                f"@model.head: 'linear' cannot serve aggregation {self.aggregation.name!r}, "
+                "which trains a label-anchored head; use 'anchored' or leave it empty"
+            )
+        data = load_dataset(self.dataset)
+        if self.model.arch == "cnn" and len(data.input_shape) != 3:
+            raise ValueError(f"@model.arch: 'cnn' needs an image dataset; {self.dataset!r} is tabular")
+        classes = data.num_classes
         if self.partition.scheme == "exclusive" and self.partition.classes_per_client > classes:
             raise ValueError(
                 f"@partition.classes_per_client: {self.partition.classes_per_client} is more than the "

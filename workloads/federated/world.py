@@ -6,11 +6,17 @@ when an aggregation needs the updates, all of its clients as one stacked model
 client's speed, bandwidths and availability, when each phase ends and whether the
 client drops, straggles or delivers; only delivered updates are trained. A drop is
 noticed by the server when it happens (a lost connection), not at a timeout.
+
+No run hangs or ends silently: clients without labelled data are never selected (a
+warning says how many); when nobody can be selected for ``patience``, or
+``max_time_s`` comes before ``rounds``, the run stops, says why on stderr and in its
+``stop`` table, and flags it in the summary.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -22,13 +28,22 @@ from devices.clients import ClientPopulation
 from policies.federated.base import ClientView
 from sim.kernel import Kernel
 from workloads.cache import pinned_threads
-from workloads.federated.data import load_dataset, partition
-from workloads.federated.models import MLP, AnchoredMLP
-from workloads.federated.spec import FederatedSpec
-from workloads.federated.training import LocalTraining, flops_per_sample, model_bytes, train_clients
+from workloads.federated.anchors import label_anchors
+from workloads.federated.data import Dataset, load_dataset, partition
+from workloads.federated.models import CNN, MLP, Anchored
+from workloads.federated.spec import FederatedSpec, ModelConfig
+from workloads.federated.training import (
+    LocalTraining,
+    check_stacked,
+    flops_per_sample,
+    forward_flops_per_sample,
+    model_bytes,
+    pseudo_labels,
+    train_clients,
+)
 
-OUTCOMES = ("kept", "dropped", "straggler", "late")
-KEPT, DROPPED, STRAGGLER, LATE = range(4)
+OUTCOMES = ("kept", "dropped", "straggler", "late", "stale")
+KEPT, DROPPED, STRAGGLER, LATE, STALE = range(5)
 
 
 @dataclass
@@ -55,19 +70,18 @@ class Trips:
         return Trips(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Trips)))
 
 
-def build_model(objective: str, data, hidden: tuple[int, ...], embedding_dim: int, kernel: Kernel):
-    """The MLP clients train, or its label-anchored split twin, initialised from the run's seed."""
+def build_model(cfg: ModelConfig, head: str, data: Dataset, kernel: Kernel) -> torch.nn.Module:
+    """The model clients train (encoder ``cfg.arch``, ``head``), initialised from the run's seed."""
     generator = kernel.torch_generator("init")
-    if objective == "label_anchored":
-        return AnchoredMLP(
-            data.num_features,
-            hidden,
-            embedding_dim,
-            data.class_names,
-            generator=generator,
-            embed_dim=embedding_dim,
-        )
-    return MLP(data.num_features, hidden, data.num_classes, generator=generator)
+    n_out = cfg.rep_dim if head == "anchored" else data.num_classes
+    if cfg.arch == "cnn":
+        encoder = CNN(data.input_shape, tuple(cfg.channels), n_out, generator=generator)
+    else:
+        encoder = MLP(math.prod(data.input_shape), tuple(cfg.hidden), n_out, generator=generator)
+    if head == "linear":
+        return encoder
+    anchors = label_anchors(cfg.anchors, data.name, data.class_names)
+    return Anchored(encoder, cfg.rep_dim, anchors, generator=generator)
 
 
 class FederatedWorld:
@@ -82,29 +96,45 @@ class FederatedWorld:
         )
         self.population = pop = ClientPopulation.build(spec.clients, kernel.rng("clients"))
         self.selection = spec.selection.build()
-        self.aggregation = spec.aggregation.build()
+        self.aggregation = agg = spec.aggregation.build()
         self.local = LocalTraining(
             epochs=spec.local.epochs,
             batch_size=spec.local.batch_size,
             lr=spec.local.lr,
-            prox_mu=self.aggregation.prox_mu,
-            objective=self.aggregation.objective,
-            pseudo_label_threshold=spec.local.pseudo_label_threshold,
+            optimizer=spec.local.optimizer,
         )
-        self.model = build_model(
-            self.aggregation.objective, data, tuple(spec.model.hidden), spec.model.embedding_dim, kernel
-        )
+        self.model = build_model(spec.model, spec.model.head or agg.head, data, kernel)
         self.params = {name: p.detach() for name, p in self.model.named_parameters()}
+        agg.setup(spec.clients.count, self.params)
         self.model_bytes = model_bytes(self.params)
-        work = self.partition.sizes() * spec.local.epochs * flops_per_sample(self.model, data.num_features)
-        self.compute_s = work / pop.speed_flops_per_s
-        self.download_s = pop.download_s(self.model_bytes)
-        self.upload_s = pop.upload_s(self.model_bytes)
-        if spec.mode == "async" and pop.cfg.topology.edge_aggregators:
-            self.upload_s = self.upload_s + pop.backhaul_s(self.model_bytes)[pop.aggregator]
-        self.expected_s = self.download_s + self.compute_s + self.upload_s
-        n = spec.clients.count
+        self.down_bytes, self.up_bytes = agg.transfer_bytes(self.model_bytes)
+        # compute: each optimiser phase is a forward and backward pass per sample and epoch;
+        # pseudo-labelling adds one forward pass over all of a client's samples
+        phases = len(agg.phases(self.local.default_phase()))
+        self.train_flops = flops_per_sample(self.model, data.input_shape) * phases * spec.local.epochs
+        self.forward_flops = forward_flops_per_sample(self.model, data.input_shape)
+        self.pseudo_labelling = agg.pseudo_label_percentile is not None and self.partition.owned is not None
         self.labelled = self.partition.labelled_sizes(labels)
+        self.download_s = pop.download_s(self.down_bytes)
+        self.upload_s = pop.upload_s(self.up_bytes)
+        if spec.mode == "async" and pop.cfg.topology.edge_aggregators:
+            self.upload_s = self.upload_s + pop.backhaul_s(self.up_bytes)[pop.aggregator]
+        self.expected_s = (
+            self.download_s + self._compute_s(np.arange(pop.count), self.labelled) + self.upload_s
+        )
+        n = spec.clients.count
+        self.has_data = self.labelled > 0
+        if not self.has_data.all():
+            print(
+                f"warning: {int((~self.has_data).sum())} of {n} clients hold no labelled samples; "
+                "they are never selected",
+                file=sys.stderr,
+            )
+        self.pseudo: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.pseudo_count = self.pseudo_correct = 0
+        self.stop_reason = ""
+        self._waiting_since: float | None = None
+        self._retries = 0
         self.last_loss = np.full(n, np.nan)
         self.last_round = np.full(n, -1)
         self.busy = np.zeros(n, bool)
@@ -132,12 +162,47 @@ class FederatedWorld:
         else:
             self._dispatch(self.spec.asynchronous.concurrency)
         self.env.run(until=self.env.any_of([self.done, self.env.timeout(self.spec.max_time_s)]))
+        if self.version < self.spec.rounds and not self.stop_reason:
+            self.stop_reason = f"reached max_time_s ({self.spec.max_time_s:g} s simulated)"
+        if self.stop_reason:
+            print(
+                f"warning: federated run {self.spec.name!r} stopped after {self.version} of "
+                f"{self.spec.rounds} rounds: {self.stop_reason}",
+                file=sys.stderr,
+            )
+
+    def _compute_s(self, clients: np.ndarray, train_samples: np.ndarray) -> np.ndarray:
+        """Local fit time of ``clients`` training on ``train_samples`` samples each."""
+        work = train_samples * self.train_flops
+        if self.pseudo_labelling:
+            work = work + self.partition.sizes()[clients] * self.forward_flops
+        return work / self.population.speed_flops_per_s[clients]
+
+    def _nobody(self) -> bool:
+        """Note a try in which nobody could be selected; True once patience has run out."""
+        patience, now = self.spec.patience, self.env.now
+        if self._waiting_since is None:
+            self._waiting_since, self._retries = now, 0
+        self._retries += 1
+        waited_s = now - self._waiting_since
+        if waited_s >= patience.time_s or (patience.retries is not None and self._retries > patience.retries):
+            self.stop_reason = (
+                f"no client could be selected for {waited_s:g} s of simulated time ({self._retries} tries; "
+                f"patience.time_s={patience.time_s:g}, patience.retries={patience.retries})"
+            )
+            return True
+        return False
+
+    def _retry_in_s(self) -> float:
+        """When to try selecting again: ``retry_s`` later, or sooner when a client comes online."""
+        next_s = self.population.availability.next_online_s(self.env.now)
+        return min(self.spec.retry_s, max(next_s - self.env.now, 1e-9))
 
     def _select(self, n: int):
         view = ClientView(
             now_s=self.env.now,
             round=self.version,
-            available=self.population.availability.available(self.env.now) & ~self.busy,
+            available=self.population.availability.available(self.env.now) & ~self.busy & self.has_data,
             expected_round_s=self.expected_s,
             num_samples=self.labelled,
             last_loss=self.last_loss,
@@ -148,15 +213,31 @@ class FederatedWorld:
     def _start(self, clients: np.ndarray) -> Trips:
         """Plan the participations of ``clients`` starting now: when each phase ends, who drops."""
         now, n, rng = self.env.now, len(clients), self._rng["dropout"]
+        self._waiting_since = None
+        train_samples = self.labelled[clients].copy()
+        if self.pseudo_labelling:  # from the model the clients download now, as FedAlign does
+            indices = [self.partition.indices(int(c)) for c in clients]
+            found = pseudo_labels(
+                self.model,
+                self.params,
+                self.data.x_train,
+                self.data.y_train,
+                indices,
+                self.partition.owned[clients],
+                self.aggregation.pseudo_label_percentile,
+            )
+            for c, extra in zip(clients.tolist(), found):
+                self.pseudo[c] = extra
+            train_samples += np.array([len(rows) for rows, _ in found], dtype=train_samples.dtype)
         download_end = now + self.download_s[clients]
-        compute_end = download_end + self.compute_s[clients]
+        compute_end = download_end + self._compute_s(clients, train_samples)
         arrive = compute_end + self.upload_s[clients]
         offline_s = self.population.availability.online_until(now)[clients]
         quits = rng.random(n) < self.population.cfg.dropout_probability
         drop = np.where(quits, now + rng.random(n) * (arrive - now), np.inf)
         drop = np.where(offline_s < np.minimum(arrive, drop), offline_s, drop)
         relays = len(np.unique(self.population.aggregator[clients][self.population.aggregator[clients] >= 0]))
-        self.bytes_down += self.model_bytes * (n + relays)
+        self.bytes_down += self.down_bytes * (n + relays)
         self.busy[clients] = True
         self.flight_version[clients] = self.version
         version = np.full(n, self.version)
@@ -166,7 +247,9 @@ class FederatedWorld:
         while self.version < self.spec.rounds:
             chosen = self._select(self.spec.clients_per_round)
             if len(chosen.clients) == 0:
-                yield self.env.timeout(self.spec.retry_s)
+                if self._nobody():
+                    break
+                yield self.env.timeout(self._retry_in_s())
                 continue
             trips = self._start(chosen.clients)
             outcome = np.where(trips.delivers, KEPT, DROPPED)
@@ -190,8 +273,8 @@ class FederatedWorld:
         if not pop.cfg.topology.edge_aggregators or not kept.any():
             return -math.inf
         last = pd.Series(trips.arrive_s[kept]).groupby(pop.aggregator[trips.clients[kept]]).max()
-        self.bytes_up += self.model_bytes * len(last)
-        hop_s = pop.backhaul_s(self.model_bytes)
+        self.bytes_up += self.up_bytes * len(last)
+        hop_s = pop.backhaul_s(self.up_bytes)
         return float((last + hop_s[last.index.to_numpy()]).max())
 
     def _record(self, trips: Trips, outcome: np.ndarray, close_s: float) -> None:
@@ -203,7 +286,7 @@ class FederatedWorld:
         radio_s += np.clip(end, trips.compute_end_s, trips.arrive_s) - trips.compute_end_s
         compute_s = np.clip(end, trips.download_end_s, trips.compute_end_s) - trips.download_end_s
         relayed = self.spec.mode == "async" and cfg.topology.edge_aggregators > 0
-        self.bytes_up += self.model_bytes * (1 + relayed) * int((outcome == KEPT).sum())
+        self.bytes_up += self.up_bytes * (1 + relayed) * int((outcome == KEPT).sum())
         self.records.append((trips, outcome, cfg.radio_power_w * radio_s + cfg.compute_power_w * compute_s))
 
     # ---- async (FedBuff) ---------------------------------------------------------------------
@@ -213,8 +296,11 @@ class FederatedWorld:
             return
         chosen = self._select(slots).clients
         missing = slots - len(chosen)
+        if len(chosen) == 0 and not self.busy.any() and self._nobody():
+            self.done.succeed()
+            return
         if missing:
-            self.env.timeout(self.spec.retry_s).callbacks.append(lambda _e: self._dispatch(missing))
+            self.env.timeout(self._retry_in_s()).callbacks.append(lambda _e: self._dispatch(missing))
         if len(chosen) == 0:
             return
         trips = self._start(chosen)
@@ -229,6 +315,11 @@ class FederatedWorld:
         self.busy[one.clients] = False
         if not one.delivers[0]:
             self._record(one, np.array([DROPPED]), math.inf)
+            self._dispatch(1)
+            return
+        limit = self.spec.asynchronous.max_staleness
+        if limit is not None and self.version - int(one.version[0]) > limit:
+            self._record(one, np.array([STALE]), math.inf)
             self._dispatch(1)
             return
         self.buffer.append(one)
@@ -256,15 +347,31 @@ class FederatedWorld:
             indices = [self.partition.indices(int(c)) for c in kept.clients]
             owned = None if self.partition.owned is None else self.partition.owned[kept.clients]
             seeds = self._rng["shuffle"].integers(0, 2**63, size=len(indices))
+            fit = self.aggregation.configure_fit(kept.clients, self.params, self.local.default_phase())
+            extra = [self.pseudo.pop(int(c)) for c in kept.clients] if self.pseudo_labelling else None
+            if extra is not None:
+                self.pseudo_count += sum(len(rows) for rows, _ in extra)
+                self.pseudo_correct += sum(int((self.data.y_train.numpy()[r] == t).sum()) for r, t in extra)
             updates = train_clients(
-                self.model, start, self.data.x_train, self.data.y_train, indices, self.local, seeds, owned
+                self.model,
+                start,
+                self.data.x_train,
+                self.data.y_train,
+                indices,
+                self.local,
+                seeds,
+                owned,
+                fit,
+                extra,
             )
+            uploads = self.aggregation.collect(kept.clients, start, updates.params, fit, updates.steps)
+            check_stacked(uploads, len(indices), "upload")
             self.last_loss[kept.clients] = self._start_loss(kept, indices)
             self.last_round[kept.clients] = self.version
             trained = updates.params
             if (kept.version != self.version).any():  # async: apply each client's change to today's model
                 trained = {n: trained[n] - start[n] + self.params[n] for n in trained}
-            self.params = self.aggregation.aggregate(self.params, trained, weights, owned)
+            self.params = self.aggregation.aggregate(self.params, trained, weights, owned, uploads)
         self.version += 1
         in_flight = {*self.flight_version[self.busy].tolist(), *(int(t.version[0]) for t in self.buffer)}
         self.versions = {v: p for v, p in self.versions.items() if v in in_flight}
