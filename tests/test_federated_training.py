@@ -26,7 +26,7 @@ from workloads.federated.training import (
     train_clients,
     train_clients_loop,
 )
-from workloads.shapes import make_shapes
+from workloads.shapes import CLASSES, make_shapes
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 N_ROWS = 400
@@ -296,20 +296,7 @@ def test_built_in_anchors_carry_the_label_graph():
         label_anchors(
             AnchorConfig(dim=8),
             "shapes",
-            tuple(
-                [
-                    "disk",
-                    "square",
-                    "triangle",
-                    "plus",
-                    "ring",
-                    "diamond",
-                    "bars",
-                    "ellipse",
-                    "saltire",
-                    "frame",
-                ]
-            ),
+            CLASSES,
         ),
     )
     with pytest.raises(ConfigError, match="no built-in label graph for dataset 'wine'"):
@@ -386,18 +373,7 @@ def test_cnn_on_shapes_batched_equals_loop(head):
     model = CNN((3, 32, 32), (4, 8), 10 if head == "linear" else 12, generator=gen)
     cfg, fit = LocalTraining(epochs=2, batch_size=8, lr=0.05), None
     if head == "anchored":
-        names = (
-            "disk",
-            "square",
-            "triangle",
-            "plus",
-            "ring",
-            "diamond",
-            "bars",
-            "ellipse",
-            "saltire",
-            "frame",
-        )
+        names = CLASSES
         model = Anchored(model, 12, label_anchors(AnchorConfig(dim=6), "shapes", names), generator=gen)
         fit = ClientFit((Phase("data", "adam", 0.01), Phase("label", "adam", 0.01)))
     clients = [np.arange(0, 3), np.arange(3, 20), np.arange(20, 60), np.arange(50, 90)]

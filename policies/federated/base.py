@@ -24,6 +24,9 @@ from typing import Literal, Protocol
 
 import numpy as np
 import torch
+from pydantic import Field, PositiveFloat
+
+from sim.config import StrictModel
 
 Params = dict[str, torch.Tensor]
 # One client's (parameters, start parameters, state) -> a scalar added to each step's loss.
@@ -180,6 +183,12 @@ class ServerOptimizer(FedAvgBase):
     ``m = b1 m + (1 - b1) d`` and a second moment ``v`` (its update is the subclass's
     :meth:`second_moment`), and steps ``w += lr * m / (sqrt(v) + tau)`` (no bias
     correction, as in the paper). Moments start at zero."""
+
+    class Params(StrictModel):
+        lr: PositiveFloat = 0.03
+        beta1: float = Field(0.9, ge=0.0, lt=1.0)
+        beta2: float = Field(0.99, ge=0.0, lt=1.0)
+        tau: PositiveFloat = 1e-3
 
     def __init__(self, lr: float, beta1: float, beta2: float, tau: float):
         self.lr, self.beta1, self.beta2, self.tau = lr, beta1, beta2, tau

@@ -3,10 +3,7 @@
 Second moment ``v = b2 v + (1 - b2) d^2``; see :class:`~policies.federated.base.ServerOptimizer`.
 """
 
-from pydantic import Field, PositiveFloat
-
 from policies.federated.base import ServerOptimizer
-from sim.config import StrictModel
 from sim.registry import register
 
 
@@ -14,11 +11,7 @@ from sim.registry import register
 class FedAdam(ServerOptimizer):
     """A server-side Adam step on the averaged client update."""
 
-    class Params(StrictModel):
-        lr: PositiveFloat = 0.03
-        beta1: float = Field(0.9, ge=0.0, lt=1.0)
-        beta2: float = Field(0.99, ge=0.0, lt=1.0)
-        tau: PositiveFloat = 1e-3
+    Params = ServerOptimizer.Params
 
     def __init__(self, lr: float = 0.03, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3):
         super().__init__(lr, beta1, beta2, tau)

@@ -6,10 +6,9 @@ al., NeurIPS 2018). Defaults as Flower's ``FedYogi`` (lr 0.01, tau 1e-3) except 
 shared with ``fedadam``.
 """
 
-from pydantic import Field, PositiveFloat
+from pydantic import PositiveFloat
 
 from policies.federated.base import ServerOptimizer
-from sim.config import StrictModel
 from sim.registry import register
 
 
@@ -17,11 +16,8 @@ from sim.registry import register
 class FedYogi(ServerOptimizer):
     """A server-side Yogi step on the averaged client update."""
 
-    class Params(StrictModel):
+    class Params(ServerOptimizer.Params):
         lr: PositiveFloat = 0.01
-        beta1: float = Field(0.9, ge=0.0, lt=1.0)
-        beta2: float = Field(0.99, ge=0.0, lt=1.0)
-        tau: PositiveFloat = 1e-3
 
     def __init__(self, lr: float = 0.01, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3):
         super().__init__(lr, beta1, beta2, tau)
