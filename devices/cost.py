@@ -154,15 +154,19 @@ class _OpRecorder(TorchDispatchMode):
     call gets its own count. Byte fields hold element counts until scaled.
     """
 
-    def __init__(self, owner: Callable[[], tuple[str, bool]]):
+    def __init__(self, owner: Callable[[], tuple[str, bool]], clock: Callable[[], float] | None = None):
         super().__init__()
         self.owner = owner
+        self.clock = clock  # when given, each op's wall time goes into its fields as "time_s"
         self.flop_formulas = FlopCounterMode(display=False).flop_registry
         self.ops: list[tuple[str, dict[str, Any]]] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        clock = self.clock
+        started = clock() if clock else 0.0
         out = func(*args, **kwargs)
+        elapsed_s = clock() - started if clock else 0.0
         packet = func.overloadpacket
         inputs, outputs = _tensors((args, kwargs)), _tensors(out)
         if func.is_view or packet in _NO_WORK or not inputs or not outputs:
@@ -183,6 +187,7 @@ class _OpRecorder(TorchDispatchMode):
             fields = {"op": "linear" if owns_params else "matmul", "macs": flops / 2}
             fields.update(_mac_fields(packet, args, outputs[0], flops / 2), flops=flops)
         fields["output_bytes"] = produced
+        fields["time_s"] = elapsed_s
         self.ops.append((name, fields))
         return out
 
@@ -207,6 +212,20 @@ def extract_layers(
     Build the model and input on the ``meta`` device: no weights are initialised, no
     random numbers drawn, and the pass takes milliseconds.
     """
+    return trace_layers(model, example_input, bytes_per_elem)[0]
+
+
+def trace_layers(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple[torch.Tensor, ...],
+    bytes_per_elem: int = 1,
+    clock: Callable[[], float] | None = None,
+) -> tuple[tuple[Layer, ...], list[float]]:
+    """:func:`extract_layers` with each layer's wall time by ``clock`` (zeros without one).
+
+    A layer's time is the sum of its ops' times, each measured around the op's kernel
+    alone (the tracer's own bookkeeping and Python module overhead are outside it).
+    """
     names = {module: name for name, module in model.named_modules()}
     root = type(model).__name__
     stack: list[tuple[str, bool]] = []
@@ -227,7 +246,7 @@ def extract_layers(
         handles.append(module.register_forward_pre_hook(pre_hook))
         handles.append(module.register_forward_hook(post_hook, always_call=True))
     inputs = example_input if isinstance(example_input, tuple) else (example_input,)
-    recorder = _OpRecorder(lambda: stack[-1])
+    recorder = _OpRecorder(lambda: stack[-1], clock)
     was_training = model.training
     try:
         model.eval()
@@ -240,20 +259,25 @@ def extract_layers(
     return _merge(recorder.ops, bytes_per_elem)
 
 
-def _merge(ops: list[tuple[str, dict[str, Any]]], bpe: int) -> tuple[Layer, ...]:
-    """Runs of "other" ops in one module call become one layer; then name every layer."""
+def _merge(ops: list[tuple[str, dict[str, Any]]], bpe: int) -> tuple[tuple[Layer, ...], list[float]]:
+    """Runs of "other" ops in one module call become one layer; then name every layer.
+
+    Returns the layers and each one's summed op time.
+    """
     runs: list[tuple[str, dict[str, Any]]] = []
     for owner, fields in ops:
         prev = runs[-1] if runs else None
         if fields["op"] == "other" and prev and prev[0] == owner and prev[1]["op"] == "other":
             prev[1]["flops"] += fields["flops"]
+            prev[1]["time_s"] += fields["time_s"]
             prev[1]["output_bytes"] = fields["output_bytes"]
         else:
             runs.append((owner, fields))
     per_owner = Counter(owner for owner, _ in runs)
     index: Counter[tuple[str, str]] = Counter()
-    layers = []
+    layers, times_s = [], []
     for owner, fields in runs:
+        times_s.append(fields.pop("time_s"))
         name, op = owner, fields["op"]
         if per_owner[owner] > 1:
             name = f"{owner}.{op}{index[owner, op]}"
@@ -262,7 +286,7 @@ def _merge(ops: list[tuple[str, dict[str, Any]]], bpe: int) -> tuple[Layer, ...]
             fields.update(out_channels=1, in_channels=1, kernel_elems=1, out_pixels=fields["output_bytes"])
         sizes = {k: float(fields.pop(k) * bpe) for k in ("weight_bytes", "input_bytes", "output_bytes")}
         layers.append(Layer(name=name, bytes_per_elem=bpe, **fields, **sizes))
-    return tuple(layers)
+    return tuple(layers), times_s
 
 
 class AnalyticAssumptions(BaseModel):
@@ -496,6 +520,26 @@ class ProfileTable:
         """(latency_s, energy_j) of the row, or None if the table has none."""
         return self.rows.get((model, layer, device))
 
+    def check(self, model: str, layers: tuple[Layer, ...], devices: list[str]) -> None:
+        """Rows for ``model`` must name its layers and accelerators of the system.
+
+        A profile made for another model (or another version of it) would otherwise be
+        ignored row by row and the analytic costs used without a word.
+        """
+        rows = [(layer, device) for (m, layer, device) in self.rows if m == model]
+        unknown_layers = sorted({layer for layer, _ in rows} - {layer.name for layer in layers})
+        if unknown_layers:
+            raise ConfigError(
+                f"profile_csv: rows for model {model!r} name {len(unknown_layers)} layer(s) it does not "
+                f"have (e.g. {unknown_layers[0]!r}); profile this model again (testbed profile)"
+            )
+        unknown_devices = sorted({device for _, device in rows} - set(devices))
+        if unknown_devices:
+            raise ConfigError(
+                f"profile_csv: rows for model {model!r} are for device {unknown_devices[0]!r}, not an "
+                f"accelerator of this system ({', '.join(devices)})"
+            )
+
 
 def cost_table(
     model_name: str,
@@ -510,6 +554,8 @@ def cost_table(
     model.
     """
     analytic = analytic or AnalyticCostModel()
+    if profile is not None:
+        profile.check(model_name, layers, [accel.name for accel in system.accelerators])
     shape = (len(system.accelerators), len(layers))
     latency_s, energy_j = np.empty(shape), np.empty(shape)
     for a, accel in enumerate(system.accelerators):

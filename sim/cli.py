@@ -1,4 +1,4 @@
-"""Command line: ``testbed run | sweep | validate | list | describe | report | demo``.
+"""Command line: ``testbed run | sweep | validate | list | describe | profile | report | demo``.
 
 A user's mistake (bad file, bad value, unknown name) or an operating-system error
 (unwritable folder, name too long) prints one line per problem to stderr and exits
@@ -108,6 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="+", metavar="KIND | FAMILY NAME")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE")
 
+    p = sub.add_parser(
+        "profile",
+        help="measure a model's per-layer latency here and write a profile CSV",
+        description="Time MODEL (an xr task name or module:factory) layer by layer on this machine "
+        "and write the profile CSV that hardware.profile_csv reads: model, layer, device, latency_s, "
+        "energy_j (= latency x --power-w; energy is not measured).",
+    )
+    p.add_argument("model", help="xr task name (e.g. keyword_detection) or module:factory")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--power-w", type=float, required=True, help="the device's active power, W")
+    p.add_argument("--device-name", default="host", help="accelerator name the rows are for")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (default: cpu)")
+    p.add_argument("--input-shape", help="input shape with batch, e.g. 1,3,32,32 (default: the task's)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed passes first (default: 3)")
+    p.add_argument("--repeats", type=int, default=10, help="timed passes; medians (default: 10)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE")
+
     p = sub.add_parser("report", help="re-render the report of a run or sweep folder")
     p.add_argument("dir")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE")
@@ -208,6 +227,54 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    import math
+
+    from devices.profiler import load_model, profile_model
+
+    for field in ("batch", "threads", "repeats"):
+        if getattr(args, field) < 1:
+            raise ConfigError(f"--{field}: {getattr(args, field)} is not allowed; need an integer >= 1")
+    if args.warmup < 0:
+        raise ConfigError(f"--warmup: {args.warmup} is not allowed; need an integer >= 0")
+    if not math.isfinite(args.power_w) or args.power_w < 0:
+        raise ConfigError(f"--power-w: {args.power_w} is not allowed; need a finite number >= 0")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device: cuda is not available on this machine; use cpu")
+    shape = None
+    if args.input_shape:
+        try:
+            shape = tuple(int(n) for n in args.input_shape.split(","))
+        except ValueError:
+            shape = ()
+        if not shape or min(shape) < 1:
+            raise ConfigError(f"--input-shape: {args.input_shape!r} is not a shape; need e.g. 1,3,32,32")
+    name, model, x = load_model(args.model, shape)
+    prof = profile_model(
+        name,
+        model,
+        x,
+        device=args.device,
+        batch=args.batch,
+        threads=args.threads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    prof.table(args.device_name, args.power_w).to_csv(out, index=False)
+    total_s = sum(prof.latency_s)
+    print(
+        f"wrote {out}: {len(prof.layers)} layers of {name} on {prof.device}, batch {args.batch}, "
+        f"{args.threads} thread(s); layers sum to {total_s * 1e3:.3f} ms, a plain forward takes "
+        f"{prof.forward_s * 1e3:.3f} ms (median of {args.repeats})"
+    )
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sim.demo import run_demo
 
@@ -222,6 +289,7 @@ COMMANDS = {
     "list": _cmd_list,
     "describe": _cmd_describe,
     "report": _cmd_report,
+    "profile": _cmd_profile,
     "demo": _cmd_demo,
 }
 

@@ -1,0 +1,124 @@
+"""Measured per-layer latency of a real ``nn.Module`` on this machine (``testbed profile``).
+
+Layers are the ones :func:`devices.cost.extract_layers` lists, under the same names, so
+the CSV written here is a :class:`devices.cost.ProfileTable` that an xr scenario reads
+with ``hardware.profile_csv`` in place of the analytic cost model. Each layer's time is
+the median over ``repeats`` timed passes (after ``warmup`` untimed ones) of the summed
+wall time of its aten ops, synchronised on CUDA. Energy is not measured: it is latency
+times the active power the user states for the device.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+
+from devices.cost import Layer, trace_layers
+from workloads.cache import pinned_threads
+
+
+@dataclass(frozen=True)
+class LayerProfile:
+    """One profiled model: its layers, each one's median latency, and a plain forward's."""
+
+    model: str
+    device: str
+    layers: tuple[Layer, ...]
+    latency_s: list[float]
+    forward_s: float  # median wall time of an uninstrumented forward pass
+
+    def table(self, device_name: str, power_w: float) -> pd.DataFrame:
+        """Rows of a profile CSV: model, layer, device, latency_s, energy_j."""
+        return pd.DataFrame(
+            {
+                "model": self.model,
+                "layer": [layer.name for layer in self.layers],
+                "device": device_name,
+                "latency_s": self.latency_s,
+                "energy_j": [t * power_w for t in self.latency_s],
+            }
+        )
+
+
+def _clock(device: torch.device) -> Callable[[], float]:
+    if device.type == "cuda":
+
+        def synced() -> float:
+            torch.cuda.synchronize(device)
+            return time.perf_counter()
+
+        return synced
+    return time.perf_counter
+
+
+def profile_model(
+    name: str,
+    model: nn.Module,
+    example_input: torch.Tensor,
+    *,
+    device: str = "cpu",
+    batch: int = 1,
+    threads: int = 1,
+    warmup: int = 3,
+    repeats: int = 10,
+) -> LayerProfile:
+    """Time ``model`` layer by layer on ``device`` with a batch of ``batch`` copies of ``example_input``."""
+    where = torch.device(device)
+    model = model.to(where).eval()
+    x = example_input.to(where).expand(batch, *example_input.shape[1:]).contiguous()
+    clock = _clock(where)
+    per_layer: list[list[float]] = []
+    forward: list[float] = []
+    layers: tuple[Layer, ...] = ()
+    with pinned_threads(threads), torch.no_grad():
+        for k in range(warmup + repeats):
+            layers, times_s = trace_layers(model, x, clock=clock)
+            started = clock()
+            model(x)
+            elapsed_s = clock() - started
+            if k >= warmup:
+                per_layer.append(times_s)
+                forward.append(elapsed_s)
+    latency_s = [statistics.median(column) for column in zip(*per_layer)]
+    return LayerProfile(name, str(where), layers, latency_s, statistics.median(forward))
+
+
+def load_model(model: str, input_shape: tuple[int, ...] | None) -> tuple[str, nn.Module, torch.Tensor]:
+    """(name, module, example input) of an xr task name or a ``module:factory`` path.
+
+    A task model gets its own input shape and seeded random weights; a factory is called
+    with no arguments and needs ``input_shape`` (batch dimension included).
+    """
+    from sim.errors import ConfigError
+    from workloads.xr.models import TASKS, build_model, example_input
+
+    if ":" not in model:
+        if model not in TASKS:
+            raise ConfigError(
+                f"model: unknown task {model!r}; give one of {', '.join(TASKS)} or a module:factory path"
+            )
+        shape = input_shape or tuple(example_input(model).shape)
+        return model, build_model(model, device="cpu"), torch.zeros(shape)
+    import importlib
+    import os
+    import sys
+
+    if os.getcwd() not in sys.path:  # a module beside the user, as `python -m` would find it
+        sys.path.insert(0, os.getcwd())
+    module_name, _, attr = model.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"model: cannot import {model!r} ({exc})") from None
+    built = factory()
+    if not isinstance(built, nn.Module):
+        raise ConfigError(f"model: {model!r} returned {type(built).__name__}, not a torch nn.Module")
+    if input_shape is None:
+        raise ConfigError(f"input_shape: {model!r} is a factory; give its input shape, e.g. 1,3,32,32")
+    return attr, built, torch.zeros(input_shape)
