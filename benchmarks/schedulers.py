@@ -10,6 +10,7 @@ of job stretches started. Target: sdrm3 under 3x EDF.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def decision_cost_s(scheduler: str, seconds: float) -> tuple[float, int]:
         world.run()
         spent += clock[0]
         started += len(world.pool.segments)
-    return spent / started, started
+    return (spent / started if started else math.nan), started  # `idle` starts nothing
 
 
 def main() -> None:
