@@ -45,8 +45,9 @@ nav a { margin-right: 1em; }
 
 @contextlib.contextmanager
 def plain_text() -> Iterator[None]:
-    """Figures made inside show their text as typed: a ``$`` in a user's name is not math."""
-    with mpl.rc_context({"text.parse_math": False}):
+    """Figures made inside show their text as typed: a ``$`` in a user's name is not math,
+    and tick labels are the values themselves (no ``1e-7+1.98e-2`` offset to add in one's head)."""
+    with mpl.rc_context({"text.parse_math": False, "axes.formatter.useoffset": False}):
         yield
 
 

@@ -248,3 +248,17 @@ def test_bad_inputs_are_named() -> None:
 )
 def test_format_value(value: object, text: str) -> None:
     assert format_value(value) == text
+
+
+def test_report_figures_have_no_offset_tick_labels():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from sim.report import plain_text
+
+    with plain_text():
+        fig = Figure()
+        ax = fig.subplots()
+        ax.plot([0, 1], [0.0198341, 0.0198342])
+        FigureCanvasAgg(fig).draw()
+        assert ax.yaxis.get_major_formatter().get_offset() == ""

@@ -39,9 +39,16 @@ def quality_figure(market: pd.DataFrame, over_time: pd.DataFrame, summary: dict[
     fig = Figure(figsize=(9, 3.4), layout="constrained")
     left, right = fig.subplots(1, 2)
     if len(market):
-        for metric in ("overall_quality", "qoe", "diversity"):
+        for metric in ("overall_quality", "qoe"):
             left.plot(market["users"], market[metric], marker="o", ms=3, label=metric)
-        left.legend(fontsize=7)
+        # diversity is not a 0-1 quality: its own axis, its own label
+        twin = left.twinx()
+        twin.plot(
+            market["users"], market["diversity"], marker="s", ms=3, ls="--", color="C2", label="diversity"
+        )
+        twin.set_ylabel("diversity (mean entropy, nats)", color="C2")
+        handles = [*left.get_legend_handles_labels()[0], *twin.get_legend_handles_labels()[0]]
+        left.legend(handles=handles, fontsize=7)
         for name, group in over_time.groupby("predictor", sort=False):
             right.plot(group["users"], group["accuracy"], lw=0.8, label=str(name))
     else:
@@ -53,6 +60,7 @@ def quality_figure(market: pd.DataFrame, over_time: pd.DataFrame, summary: dict[
         fontsize=9,
     )
     left.set_xlabel("users so far")
+    left.set_ylabel("quality, QoE (0-1)")
     right.set_title("test accuracy of each predictor", fontsize=9)
     right.set_xlabel("users so far")
     right.set_ylabel("accuracy")
