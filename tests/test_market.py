@@ -290,3 +290,19 @@ def test_bad_market_input_is_one_line_and_exit_two(tmp_path, capsys, name):
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert expected.format(x=x, y=y) in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_reference_test_split_is_scaled_on_its_own_and_noised():
+    from workloads.market.data import DataConfig, load_data
+
+    clean = load_data(DataConfig(source="digits", label_noise=0.3))
+    ref = load_data(DataConfig(source="digits", label_noise=0.3, reference_test=True))
+    assert np.array_equal(clean.pool_x, ref.pool_x) and np.array_equal(clean.pool_y, ref.pool_y)
+    # the same held-out rows: clean labels by default, about 0.3 x 9/10 of them changed in the reference's
+    changed = np.mean(clean.test_y != ref.test_y)
+    assert 0.2 < changed < 0.34, changed
+    # scaled with the held-out rows' own range (on digits every held-out row is a test row):
+    # every non-constant column spans exactly [0, 1]
+    spans = ref.test_x.max(0) - ref.test_x.min(0)
+    assert np.allclose(spans[spans > 0], 1.0) and np.allclose(ref.test_x.min(0), 0.0)
+    assert not np.array_equal(clean.test_x, ref.test_x)

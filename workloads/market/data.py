@@ -5,7 +5,9 @@ reference), the last ``holdout`` rows are held out and the first ``test_points``
 those are the test set; the rest is the pool that users and seed data are drawn from.
 Features are min-max scaled with the pool's minimum and maximum; ``label_noise``
 replaces that share of the pool's labels with labels drawn uniformly from all
-classes (so some keep their value). Test labels stay clean.
+classes (so some keep their value). Test labels stay clean and test rows are scaled
+like the pool, unless ``reference_test`` asks for the reference code's choice: the
+held-out rows scaled with their own minimum and maximum and noised like the pool.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ class DataConfig(StrictModel):
     holdout: PositiveInt | None = None
     test_points: PositiveInt | None = None
     split_seed: NonNegativeInt = 0
+    reference_test: bool = Field(
+        False,
+        description="score as the reference code does: held-out rows min-max scaled with their own "
+        "minimum and maximum, and label_noise applied to their labels too",
+    )
 
     @model_validator(mode="after")
     def _source_fields(self) -> DataConfig:
@@ -189,18 +196,28 @@ def _prepare(cfg: DataConfig, x: np.ndarray, y: np.ndarray, n_classes: int) -> M
         raise ConfigError(f"data.test_points: {n_test} is more than the {holdout} held-out rows")
     split = numpy_rng(cfg.split_seed, "market/data/split")
     order = split.permutation(n)
-    pool_rows, test_rows = order[: n - holdout], order[n - holdout :][:n_test]
-    pool_x, test_x = x[pool_rows], x[test_rows]
+    pool_rows, held_rows = order[: n - holdout], order[n - holdout :]
+    pool_x, held_x = x[pool_rows], x[held_rows]
     if cfg.minmax:
-        low, span = pool_x.min(0), np.ptp(pool_x, axis=0)
-        span = np.where(span > 0, span, 1.0)  # a constant column becomes 0
-        pool_x, test_x = (pool_x - low) / span, (test_x - low) / span
-    pool_y = y[pool_rows].copy()
+        pool_x, held_x = _minmax(pool_x, pool_x), _minmax(held_x, held_x if cfg.reference_test else pool_x)
+    pool_y, held_y = y[pool_rows].copy(), y[held_rows].copy()
     if cfg.label_noise > 0:
-        noise = numpy_rng(cfg.split_seed, "market/data/noise")
-        hit = noise.choice(len(pool_y), int(len(pool_y) * cfg.label_noise), replace=False)
-        pool_y[hit] = noise.integers(0, n_classes, hit.size)
-    arrays = [pool_x.astype(np.float32), pool_y, test_x.astype(np.float32), y[test_rows].copy()]
+        _noise(pool_y, cfg.label_noise, n_classes, numpy_rng(cfg.split_seed, "market/data/noise"))
+        if cfg.reference_test:
+            _noise(held_y, cfg.label_noise, n_classes, numpy_rng(cfg.split_seed, "market/data/test-noise"))
+    arrays = [pool_x.astype(np.float32), pool_y, held_x[:n_test].astype(np.float32), held_y[:n_test]]
     for a in arrays:
         a.setflags(write=False)
     return MarketData(*arrays, n_classes=n_classes)
+
+
+def _minmax(x: np.ndarray, by: np.ndarray) -> np.ndarray:
+    """``x`` scaled with the minimum and maximum of ``by`` (a constant column becomes 0)."""
+    low, span = by.min(0), np.ptp(by, axis=0)
+    return (x - low) / np.where(span > 0, span, 1.0)
+
+
+def _noise(labels: np.ndarray, share: float, n_classes: int, rng: np.random.Generator) -> None:
+    """Replace ``share`` of ``labels``, in place, by labels drawn uniformly from all classes."""
+    hit = rng.choice(len(labels), int(len(labels) * share), replace=False)
+    labels[hit] = rng.integers(0, n_classes, hit.size)
