@@ -90,35 +90,11 @@ def profile_model(
 
 
 def load_model(model: str, input_shape: tuple[int, ...] | None) -> tuple[str, nn.Module, torch.Tensor]:
-    """(name, module, example input) of an xr task name or a ``module:factory`` path.
+    """(name, module, example input) of a registered model or a ``module:factory`` path.
 
-    A task model gets its own input shape and seeded random weights; a factory is called
-    with no arguments and needs ``input_shape`` (batch dimension included).
+    Weights are seeded random (as the xr kind builds them); the input shape is the one
+    given, else the model's own (built-in tasks and models declaring ``input_shape``).
     """
-    from sim.errors import ConfigError
-    from workloads.xr.models import TASKS, build_model, example_input
+    from workloads.xr.models import build_model, example_input
 
-    if ":" not in model:
-        if model not in TASKS:
-            raise ConfigError(
-                f"model: unknown task {model!r}; give one of {', '.join(TASKS)} or a module:factory path"
-            )
-        shape = input_shape or tuple(example_input(model).shape)
-        return model, build_model(model, device="cpu"), torch.zeros(shape)
-    import importlib
-    import os
-    import sys
-
-    if os.getcwd() not in sys.path:  # a module beside the user, as `python -m` would find it
-        sys.path.insert(0, os.getcwd())
-    module_name, _, attr = model.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"model: cannot import {model!r} ({exc})") from None
-    built = factory()
-    if not isinstance(built, nn.Module):
-        raise ConfigError(f"model: {model!r} returned {type(built).__name__}, not a torch nn.Module")
-    if input_shape is None:
-        raise ConfigError(f"input_shape: {model!r} is a factory; give its input shape, e.g. 1,3,32,32")
-    return attr, built, torch.zeros(input_shape)
+    return model, build_model(model, device="cpu"), example_input(model, device="cpu", shape=input_shape)

@@ -60,7 +60,7 @@ CASES = {
     "unknown task": (
         "kind: xr\nmodels:\n  - {name: a, task: teleport, fps: 5}\n",
         [],
-        "models.0.task: unknown task 'teleport'",
+        "models.0.task: model 'teleport' is not registered",
     ),
     "unknown preset": ("kind: xr\nhardware: {preset: Octo_1K}\n", [], "hardware.preset"),
     "negative seed": ("kind: xr\nseed: -1\n", [], "seed: Input should be greater than or equal to 0"),

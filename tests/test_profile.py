@@ -60,7 +60,7 @@ def test_profile_a_factory_from_the_working_folder(tmp_path, monkeypatch, capsys
     args = ["profile", "mynet:build", "--input-shape", "1,3,32,32", "--out", "p.csv", "--power-w", "1"]
     assert main([*args, *FAST]) == 0
     table = pd.read_csv(tmp_path / "p.csv")
-    assert set(table["model"]) == {"build"} and len(table) >= 3
+    assert set(table["model"]) == {"mynet:build"} and len(table) >= 3
 
 
 @pytest.mark.parametrize(
@@ -82,8 +82,8 @@ def test_unknown_model_and_bad_factory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     base = ["--out", "p.csv", "--power-w", "1", "--input-shape", "1,3"]
     assert main(["profile", "hand_trackng", *base]) == 2
-    assert "unknown task 'hand_trackng'" in capsys.readouterr().err
+    assert "model 'hand_trackng' is not registered; did you mean 'hand_tracking'?" in capsys.readouterr().err
     assert main(["profile", "notnet:build", *base]) == 2
     assert "returned int, not a torch nn.Module" in capsys.readouterr().err
     assert main(["profile", "nosuch:build", *base]) == 2
-    assert "cannot import 'nosuch:build'" in capsys.readouterr().err
+    assert "task: cannot import 'nosuch:build'" in capsys.readouterr().err

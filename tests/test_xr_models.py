@@ -46,9 +46,9 @@ def _reference_networks() -> dict:
 def layers(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TESTBED_CACHE", str(tmp_path_factory.mktemp("cache")))
-        task_layers.cache_clear()
+        models._task_layers.cache_clear()
         yield {task: task_layers(task) for task in TASKS}
-    task_layers.cache_clear()
+    models._task_layers.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +66,14 @@ def test_every_task_traces_to_mac_layers(layers):
 
 def test_second_call_hits_process_cache(layers):
     first = task_layers("gaze_estimation")
-    hits = task_layers.cache_info().hits
+    hits = models._task_layers.cache_info().hits
     assert task_layers("gaze_estimation") is first
-    assert task_layers.cache_info().hits == hits + 1
+    assert models._task_layers.cache_info().hits == hits + 1
 
 
 def test_fresh_process_reads_disk_cache_instead_of_tracing(tmp_path, monkeypatch):
     monkeypatch.setenv("TESTBED_CACHE", str(tmp_path))
-    task_layers.cache_clear()
+    models._task_layers.cache_clear()
     traced = task_layers("keyword_detection")
     assert len(list(tmp_path.glob("xr-layers-keyword_detection-*.json"))) == 1
 
@@ -81,13 +81,13 @@ def test_fresh_process_reads_disk_cache_instead_of_tracing(tmp_path, monkeypatch
         raise AssertionError("traced again despite the disk cache")
 
     monkeypatch.setattr(models, "extract_layers", no_tracing)
-    task_layers.cache_clear()
+    models._task_layers.cache_clear()
     assert task_layers("keyword_detection") == traced
-    task_layers.cache_clear()
+    models._task_layers.cache_clear()
 
 
 def test_unknown_task_lists_known_tasks():
-    with pytest.raises(ConfigError, match="unknown task 'pose'; known tasks: eye_segmentation, gaze"):
+    with pytest.raises(ConfigError, match="model 'pose' is not registered; known: .*eye_segmentation, gaze"):
         task_layers("pose")
 
 

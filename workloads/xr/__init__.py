@@ -58,7 +58,7 @@ class XRKind:
             if stream.supernet is not None:
                 load_supernet(stream.supernet)
             elif stream.task is not None:  # a MAESTRO network is read when the world is built
-                task_layers(stream.task)
+                task_layers(stream.task, stream.task_kwargs, stream.input_shape)
 
     @staticmethod
     def build(spec: XRSpec, kernel: Kernel) -> XRWorld:

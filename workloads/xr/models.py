@@ -18,9 +18,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib
+import inspect
 import json
 import math
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +34,10 @@ from torch import nn
 
 import devices.cost
 from devices.cost import Layer, extract_layers
+from sim import registry
 from sim.errors import ConfigError
 from sim.kernel import torch_generator
+from sim.registry import register
 from workloads.cache import cache_dir, write_atomic
 
 
@@ -946,18 +954,57 @@ XRBENCH_NETWORKS: dict[str, str] = {
 }
 
 
-def _entry(task: str) -> tuple[type[nn.Module], tuple[int, ...]]:
-    if task not in _MODELS:
-        raise ConfigError(f"task: unknown task {task!r}; known tasks: {', '.join(TASKS)}")
-    return _MODELS[task]
+for _name, (_cls, _shape) in _MODELS.items():
+    register("model", _name)(_cls)
 
 
-def build_model(task: str, device: str | torch.device = "meta", seed: int = 0) -> nn.Module:
-    """The model of ``task`` in eval mode; on a real device its random weights come from
-    ``seed`` (uniform +-1/sqrt(fan_in), biases 0, norm scales 1), never from global RNG."""
-    cls, _ = _entry(task)
+def resolve(task: str) -> Callable[..., nn.Module]:
+    """The factory of ``task``: a registered model name or a ``module:function`` path.
+
+    A user's model registers like a policy (``@register("model", "my_net")`` on an
+    ``nn.Module`` class, with an ``input_shape`` class attribute) or is named directly
+    as ``module:factory`` (importable from the working folder).
+    """
+    if ":" not in task:
+        return registry.get("model", task)
+    module_name, _, attr = task.partition(":")
+    if os.getcwd() not in sys.path:  # a module beside the user, as `python -m` would find it
+        sys.path.insert(0, os.getcwd())
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"task: cannot import {task!r} ({exc})") from None
+
+
+def input_shape(task: str, given: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The input shape (batch 1) of ``task``: ``given``, a built-in's, or the model's ``input_shape``."""
+    if given:
+        return tuple(given)
+    if task in _MODELS:
+        return _MODELS[task][1]
+    shape = getattr(resolve(task), "input_shape", None)
+    if shape is None:
+        raise ConfigError(
+            f"input_shape: model {task!r} declares no input_shape; give it in the scenario, "
+            "e.g. input_shape: [1, 3, 64, 64]"
+        )
+    return tuple(shape)
+
+
+def build_model(
+    task: str, device: str | torch.device = "meta", seed: int = 0, kwargs: dict[str, Any] | None = None
+) -> nn.Module:
+    """The model of ``task`` (built with ``kwargs``) in eval mode; on a real device its random
+    weights come from ``seed`` (uniform +-1/sqrt(fan_in), biases 0, norm scales 1), never from
+    global RNG."""
+    factory = resolve(task)
     with torch.device("meta"):
-        model = cls()
+        try:
+            model = factory(**(kwargs or {}))
+        except TypeError as exc:
+            raise ConfigError(f"task_kwargs: {task!r} does not take {kwargs} ({exc})") from None
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"task: {task!r} returned {type(model).__name__}, not a torch nn.Module")
     model.eval()
     if torch.device(device).type == "meta":
         return model
@@ -976,30 +1023,67 @@ def build_model(task: str, device: str | torch.device = "meta", seed: int = 0) -
     return model
 
 
-def example_input(task: str, device: str | torch.device = "meta") -> torch.Tensor:
+def example_input(
+    task: str, device: str | torch.device = "meta", shape: tuple[int, ...] | None = None
+) -> torch.Tensor:
     """A zero input of the task's shape (batch 1)."""
-    return torch.zeros(_entry(task)[1], device=device)
+    return torch.zeros(input_shape(task, shape), device=device)
+
+
+def check_model(task: str, kwargs: dict[str, Any], shape: tuple[int, ...] | None) -> None:
+    """A user's model must build with ``kwargs`` and run on its input (on ``meta``: no weights,
+    milliseconds); built-in models take no arguments and are known to run."""
+    if task in _MODELS and not kwargs and not shape:
+        return
+    model, x = build_model(task, kwargs=kwargs), example_input(task, shape=shape)
+    try:
+        with torch.no_grad():
+            model(x)
+    except Exception as exc:  # whatever a user's forward raises on this input
+        raise ConfigError(f"task: {task!r} cannot run on an input of shape {list(x.shape)} ({exc})") from None
 
 
 @functools.cache
 def _source_key() -> str:
-    """Changes whenever the models, the tracer or torch change."""
+    """Changes whenever the built-in models, the tracer or torch change."""
     h = hashlib.sha256(torch.__version__.encode())
     for module_file in (__file__, devices.cost.__file__):
         h.update(Path(module_file).read_bytes())
     return h.hexdigest()[:16]
 
 
+def _model_key(model: nn.Module, task: str, kwargs: dict[str, Any], shape: tuple[int, ...]) -> str:
+    """Cache key of a model's layers: the tracer, the source files of its factory and of every
+    module class in it (a user's model edited in place is traced again), its constructor
+    arguments and its input shape."""
+    h = hashlib.sha256(_source_key().encode())
+    h.update(json.dumps([task, kwargs, list(shape)], sort_keys=True, default=str).encode())
+    objects = [resolve(task), *(type(m) for m in model.modules())]  # the factory and every module class
+    files = {inspect.getsourcefile(obj) for obj in objects}
+    for file in sorted(f for f in files if f):
+        h.update(Path(file).read_bytes())
+    return h.hexdigest()[:16]
+
+
 @functools.cache
-def task_layers(task: str) -> tuple[Layer, ...]:
-    """The layers of ``task``'s model, traced once and cached in process and on disk."""
-    _entry(task)
-    path = cache_dir() / f"xr-layers-{task}-{_source_key()}.json"
+def _task_layers(task: str, kwargs_json: str, shape: tuple[int, ...] | None) -> tuple[Layer, ...]:
+    kwargs = json.loads(kwargs_json)
+    model, x = build_model(task, kwargs=kwargs), example_input(task, shape=shape)
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in task)[:64]
+    path = cache_dir() / f"xr-layers-{safe}-{_model_key(model, task, kwargs, tuple(x.shape))}.json"
     try:
         return tuple(Layer(**row) for row in json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
         pass  # not cached yet, or unreadable: trace again
-    layers = extract_layers(build_model(task), example_input(task))
+    layers = extract_layers(model, x)
     rows = [dataclasses.asdict(layer) for layer in layers]
     write_atomic(path, lambda f: json.dump(rows, f), text=True)
     return layers
+
+
+def task_layers(
+    task: str, kwargs: dict[str, Any] | None = None, shape: tuple[int, ...] | None = None
+) -> tuple[Layer, ...]:
+    """The layers of ``task``'s model (built with ``kwargs``, fed ``shape``), traced once and
+    cached in process and on disk."""
+    return _task_layers(task, json.dumps(kwargs or {}, sort_keys=True), tuple(shape) if shape else None)

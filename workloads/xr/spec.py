@@ -7,7 +7,7 @@ Defaults are XRBench's VR gaming scenario on the Dual_4K system under EDF, so
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import networkx as nx
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator, model_validator
@@ -16,7 +16,6 @@ from devices.hardware import HardwareConfig
 from sim import registry
 from sim.config import SUBFIELD_MARK, PolicyRef, StrictModel
 from workloads.streams import ArrivalConfig, VariationConfig
-from workloads.xr.models import TASKS
 
 
 class SchedulerRef(PolicyRef):
@@ -52,7 +51,16 @@ class ModelStream(StrictModel):
     """
 
     name: str = Field(min_length=1)
-    task: str | None = Field(None, description="model architecture; defaults to `name`")
+    task: str | None = Field(
+        None,
+        description="model: a registered model name or a module:factory path; defaults to `name`",
+    )
+    task_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of the task's factory"
+    )
+    input_shape: list[PositiveInt] | None = Field(
+        None, description="input shape with batch 1, for a model that declares none"
+    )
     supernet: str | None = Field(None, description="a slimmable supernet instead of a task")
     maestro: MaestroRef | None = Field(None, description="a network of a MAESTRO .m file instead of a task")
     width: PositiveFloat | None = Field(None, description="supernet width served by default (largest)")
@@ -73,8 +81,10 @@ class ModelStream(StrictModel):
     @field_validator("task")
     @classmethod
     def _known_task(cls, task: str | None) -> str | None:
-        if task is not None and task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+        if task is not None:
+            from workloads.xr.models import resolve
+
+            resolve(task)
         return task
 
     @field_validator("supernet")
@@ -107,11 +117,15 @@ class ModelStream(StrictModel):
         if self.width is not None:
             raise ValueError("width applies to a supernet model only")
         if self.task is None:
-            if self.name not in TASKS:
+            if self.name not in registry.names("model"):
                 raise ValueError(
-                    f"model {self.name!r} is not a known task; set `task` to one of: {', '.join(TASKS)}"
+                    f"model {self.name!r} is not a known task; set `task` to one of: "
+                    f"{', '.join(registry.names('model'))} or a module:factory path"
                 )
             self.task = self.name
+        from workloads.xr.models import check_model
+
+        check_model(self.task, self.task_kwargs, tuple(self.input_shape) if self.input_shape else None)
         if self.depends_on and self.arrival != ArrivalConfig():
             raise ValueError("a dependent model takes its frames from upstream; remove `arrival`")
         return self

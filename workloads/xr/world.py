@@ -87,7 +87,7 @@ def variant_costs(
         layers = network_layers(stream.maestro.file, stream.maestro.network)
         variants = [(stream.maestro.network, layers, math.nan)]
     else:
-        variants = [(stream.task, task_layers(stream.task), math.nan)]
+        variants = [(stream.task, task_layers(stream.task, stream.task_kwargs, stream.input_shape), math.nan)]
     n_blocks = spec.blocks_per_model if spec.granularity == "layer_block" else 1
     costs = []
     for k, (model_name, layers, accuracy) in enumerate(variants):
