@@ -14,6 +14,7 @@ from sim.errors import ConfigError
 from sim.kernel import seed_sequence, torch_generator
 from workloads.cache import pinned_threads
 from workloads.federated.anchors import AnchorConfig, label_anchors
+from workloads.federated.data import standardise_images
 from workloads.federated.models import CNN, MLP, Anchored
 from workloads.federated.training import (
     LocalTraining,
@@ -385,3 +386,13 @@ def test_cnn_on_shapes_batched_equals_loop(head):
     for n, p in loop.params.items():
         torch.testing.assert_close(batched.params[n], p, rtol=1e-4, atol=1e-5)
         assert (batched.params[n] - start[n]).abs().amax() > 1e-4
+
+
+def test_shapes_images_are_standardised_one_by_one():
+    """Each image's channels centred (its random background colour removed), unit std."""
+    images = make_shapes(20, seed=0).images
+    out = standardise_images(images)
+    np.testing.assert_allclose(out.mean(axis=(2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=(1, 2, 3)), 1, rtol=1e-4)
+    # standardising is per image: an image's result does not depend on the others
+    np.testing.assert_array_equal(standardise_images(images[3:4]), out[3:4])
