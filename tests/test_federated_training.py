@@ -21,6 +21,7 @@ from workloads.federated.training import (
     batch_orders,
     evaluate,
     flops_per_sample,
+    forward_flops_per_sample,
     model_bytes,
     pseudo_labels,
     similarities,
@@ -396,3 +397,17 @@ def test_shapes_images_are_standardised_one_by_one():
     np.testing.assert_allclose(out.std(axis=(1, 2, 3)), 1, rtol=1e-4)
     # standardising is per image: an image's result does not depend on the others
     np.testing.assert_array_equal(standardise_images(images[3:4]), out[3:4])
+
+
+def test_flop_counts_are_cached_by_architecture(tmp_path, monkeypatch):
+    """Counted once per architecture and input shape, then read from disk; a damaged entry is recounted."""
+    monkeypatch.setenv("TESTBED_CACHE", str(tmp_path))
+    gen = torch_generator(0, "tests/flops")
+    small, wide = MLP(64, (32,), 10, generator=gen), MLP(64, (48,), 10, generator=gen)
+    counted = forward_flops_per_sample(small, (64,))
+    assert counted == 2 * (64 * 32 + 32 * 10)
+    (entry,) = (tmp_path / "federated-flops").iterdir()
+    assert forward_flops_per_sample(small, (64,)) == counted
+    assert forward_flops_per_sample(wide, (64,)) == 2 * (64 * 48 + 48 * 10)  # another entry
+    entry.write_text("{not json")
+    assert forward_flops_per_sample(small, (64,)) == counted
