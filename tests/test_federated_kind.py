@@ -1,5 +1,6 @@
 """The ``federated`` kind: simulated time against the device models, round semantics, errors."""
 
+import io
 import json
 import subprocess
 import sys
@@ -324,3 +325,18 @@ def test_report_has_loss_plot_and_table_section(tmp_path):
     page = (tmp_path / "run" / "report.html").read_text()
     assert (tmp_path / "run" / "loss_vs_round.png").is_file()
     assert 'id="tables"' in page and "train_loss" in page and "completed" in page
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_over_rounds_on_a_terminal_only(monkeypatch, capsys):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    run(spec())
+    assert "rounds:" in terminal.getvalue() and "/4 " in terminal.getvalue()
+    monkeypatch.undo()
+    run(spec())  # captured stderr is no terminal: no bar
+    assert "rounds:" not in capsys.readouterr().err
