@@ -411,3 +411,11 @@ def test_flop_counts_are_cached_by_architecture(tmp_path, monkeypatch):
     assert forward_flops_per_sample(wide, (64,)) == 2 * (64 * 48 + 48 * 10)  # another entry
     entry.write_text("{not json")
     assert forward_flops_per_sample(small, (64,)) == counted
+
+
+def test_dataset_shape_matches_the_loaded_data():
+    from workloads.federated.data import dataset_shape, load_dataset
+
+    data = load_dataset("digits")
+    assert dataset_shape("digits") == (data.input_shape, data.num_classes) == ((64,), 10)
+    assert dataset_shape("shapes") == (make_shapes(1, 0).images.shape[1:], len(CLASSES))

@@ -120,6 +120,17 @@ def standardise_images(images: np.ndarray) -> np.ndarray:
     return (centred / centred.std(axis=(1, 2, 3), keepdims=True).clip(1e-6)).astype(np.float32)
 
 
+def dataset_shape(name: str) -> tuple[tuple[int, ...], int]:
+    """A dataset's sample shape and number of classes, without generating ``shapes``
+    (about 20,000 images; validating a scenario needs only these two facts)."""
+    if name == "shapes":
+        from workloads.shapes import CLASSES, PX
+
+        return (3, PX, PX), len(CLASSES)
+    data = load_dataset(name)
+    return data.input_shape, data.num_classes
+
+
 def _shapes() -> Dataset:
     from workloads.shapes import CLASSES, make_shapes
 
