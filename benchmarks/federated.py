@@ -13,17 +13,33 @@ training, aggregation); the final evaluation is outside them. Each path first ru
 untimed round, so the times leave out one-off first-use costs in a process (lazy
 imports behind torch.func and torch.optim, up to a second or two; printed separately).
 
+Against Flower (``--flower-python`` or ``--flower-json``): the same workload as a
+whole ``testbed run`` (IID, every client always available and selected, no dropouts),
+timed in-run (the run's own ``wall_time_s``: building the world, the simulated rounds,
+evaluation) and as the whole process (``python -m sim.cli run``: imports, validation,
+the run, writing results and report), beside the figures of
+``benchmarks/flower_fedavg.py`` in its scratch environment. ``--flower-python`` runs
+that script (it is never run with the project's environment), ``--flower-json`` reads
+the JSON it wrote. Targets: in-run >= 100x shorter, whole process >= 20x.
+
     python benchmarks/federated.py [--clients 100] [--rounds 10] [--epochs 2] [--seed 0] [--repeats 3]
+        [--flower-python /work/flwr-venv/bin/python | --flower-json flower.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 from policies.federated.base import weighted_average
 from sim.kernel import numpy_rng, seed_sequence, torch_generator
@@ -68,6 +84,67 @@ def fedavg(
     return wall, evaluate(model, global_params, data.x_test, data.y_test)
 
 
+def testbed_spec(clients: int, rounds: int, epochs: int, seed: int) -> dict:
+    """The benchmark's workload as a ``federated`` scenario."""
+    return {
+        "kind": "federated",
+        "name": "bench_flower",
+        "seed": seed,
+        "dataset": "digits",
+        "partition": {"scheme": "iid"},
+        "clients": {"count": clients},
+        "model": {"arch": "mlp", "hidden": [32]},
+        "local": {"epochs": epochs, "batch_size": 8, "lr": 0.1},
+        "clients_per_round": clients,
+        "rounds": rounds,
+        "target_accuracy": 0.5,
+    }
+
+
+def timed_process(argv: list[str]) -> float:
+    """Wall seconds of one subprocess (which must succeed)."""
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def versus_flower(args: argparse.Namespace) -> None:
+    """Whole ``testbed run`` processes against Flower's figures (measured or read), medians."""
+    root = Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario = Path(tmp) / "bench_flower.yaml"
+        scenario.write_text(yaml.safe_dump(testbed_spec(args.clients, args.rounds, args.epochs, args.seed)))
+        flower_argv = [
+            args.flower_python or "",
+            str(root / "flower_fedavg.py"),
+            *("--clients", str(args.clients), "--rounds", str(args.rounds), "--epochs", str(args.epochs)),
+            *("--seed", str(args.seed), "--out", str(Path(tmp) / "flower.json")),
+        ]
+        ours, flower = [], []
+        for i in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
+            out = Path(tmp) / f"run{i}"
+            testbed = [sys.executable, "-m", "sim.cli", "run", str(scenario), "--out", str(out)]
+            process_s = timed_process(testbed)
+            in_run_s = json.loads((out / "run.json").read_text())["wall_time_s"]
+            accuracy = json.loads((out / "summary.json").read_text())["final_accuracy"]
+            ours.append((in_run_s, process_s, accuracy))
+            if args.flower_python:
+                process_s = timed_process(flower_argv)
+                figures = json.loads((Path(tmp) / "flower.json").read_text())
+                flower.append((figures["in_run_s"], process_s, figures["final_accuracy"]))
+    if args.flower_json:
+        figures = json.loads(Path(args.flower_json).read_text())
+        flower = [(figures["in_run_s"], figures["process_s"], figures["final_accuracy"])]
+    median = lambda rows, i: statistics.median(r[i] for r in rows)  # noqa: E731
+    source = f"measured now, {len(flower)} runs" if args.flower_python else f"read from {args.flower_json}"
+    print(f"\nagainst Flower (whole runs; testbed: median of {len(ours)}; Flower: {source})")
+    print(f"{'':8} {'in-run s':>9} {'process s':>10} {'accuracy':>9}")
+    for name, rows in (("testbed", ours), ("flower", flower)):
+        print(f"{name:8} {median(rows, 0):9.3f} {median(rows, 1):10.2f} {median(rows, 2):9.2%}")
+    in_run, process = median(flower, 0) / median(ours, 0), median(flower, 1) / median(ours, 1)
+    print(f"in-run {in_run:.1f}x shorter (target >= 100x); whole process {process:.1f}x (target >= 20x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=100)
@@ -75,7 +152,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per path; the median is printed")
+    flower = parser.add_mutually_exclusive_group()
+    flower.add_argument("--flower-python", help="python of a scratch venv with flwr[simulation]: run Flower")
+    flower.add_argument("--flower-json", help="figures written by benchmarks/flower_fedavg.py --out")
+    parser.add_argument("--skip-loop", action="store_true", help="only the comparison with Flower")
     args = parser.parse_args()
+    if not args.skip_loop:
+        batched_against_loop(args)
+    if args.flower_python or args.flower_json:
+        versus_flower(args)
+
+
+def batched_against_loop(args: argparse.Namespace) -> None:
+    """The batched path against the per-client loop, rounds only, medians."""
     cfg = LocalTraining(epochs=args.epochs, batch_size=8, lr=0.1)
     for name, train in (("batched", train_clients), ("loop", train_clients_loop)):
         first = time.perf_counter()

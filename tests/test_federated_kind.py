@@ -1,5 +1,6 @@
 """The ``federated`` kind: simulated time against the device models, round semantics, errors."""
 
+import io
 import json
 import subprocess
 import sys
@@ -309,3 +310,33 @@ def test_compute_is_charged_for_what_is_trained_and_inferred():
     assert n_pseudo.sum() > 0
     expected = ((world.labelled[c] + n_pseudo) * train + world.partition.sizes()[c] * infer) / speed[c]
     np.testing.assert_allclose(trips["compute_end_s"] - trips["download_end_s"], expected)
+
+
+def test_report_has_loss_plot_and_table_section(tmp_path):
+    """The report plots test and client loss per round and shows the curve and stop tables."""
+    from sim.runner import write_run
+
+    result = run(spec())
+    curve = result.tables["curve"]
+    assert np.isnan(curve["train_loss"].iloc[0]) and (curve["train_loss"].iloc[1:] > 0).all()
+    # clients' loss under the model they downloaded falls as the model learns
+    assert curve["train_loss"].iloc[-1] < curve["train_loss"].iloc[1]
+    write_run(result, tmp_path / "run")
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert (tmp_path / "run" / "loss_vs_round.png").is_file()
+    assert 'id="tables"' in page and "train_loss" in page and "completed" in page
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_over_rounds_on_a_terminal_only(monkeypatch, capsys):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    run(spec())
+    assert "rounds:" in terminal.getvalue() and "/4 " in terminal.getvalue()
+    monkeypatch.undo()
+    run(spec())  # captured stderr is no terminal: no bar
+    assert "rounds:" not in capsys.readouterr().err

@@ -14,12 +14,14 @@ from sim.errors import ConfigError
 from sim.kernel import seed_sequence, torch_generator
 from workloads.cache import pinned_threads
 from workloads.federated.anchors import AnchorConfig, label_anchors
+from workloads.federated.data import standardise_images
 from workloads.federated.models import CNN, MLP, Anchored
 from workloads.federated.training import (
     LocalTraining,
     batch_orders,
     evaluate,
     flops_per_sample,
+    forward_flops_per_sample,
     model_bytes,
     pseudo_labels,
     similarities,
@@ -385,3 +387,35 @@ def test_cnn_on_shapes_batched_equals_loop(head):
     for n, p in loop.params.items():
         torch.testing.assert_close(batched.params[n], p, rtol=1e-4, atol=1e-5)
         assert (batched.params[n] - start[n]).abs().amax() > 1e-4
+
+
+def test_shapes_images_are_standardised_one_by_one():
+    """Each image's channels centred (its random background colour removed), unit std."""
+    images = make_shapes(20, seed=0).images
+    out = standardise_images(images)
+    np.testing.assert_allclose(out.mean(axis=(2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=(1, 2, 3)), 1, rtol=1e-4)
+    # standardising is per image: an image's result does not depend on the others
+    np.testing.assert_array_equal(standardise_images(images[3:4]), out[3:4])
+
+
+def test_flop_counts_are_cached_by_architecture(tmp_path, monkeypatch):
+    """Counted once per architecture and input shape, then read from disk; a damaged entry is recounted."""
+    monkeypatch.setenv("TESTBED_CACHE", str(tmp_path))
+    gen = torch_generator(0, "tests/flops")
+    small, wide = MLP(64, (32,), 10, generator=gen), MLP(64, (48,), 10, generator=gen)
+    counted = forward_flops_per_sample(small, (64,))
+    assert counted == 2 * (64 * 32 + 32 * 10)
+    (entry,) = (tmp_path / "federated-flops").iterdir()
+    assert forward_flops_per_sample(small, (64,)) == counted
+    assert forward_flops_per_sample(wide, (64,)) == 2 * (64 * 48 + 48 * 10)  # another entry
+    entry.write_text("{not json")
+    assert forward_flops_per_sample(small, (64,)) == counted
+
+
+def test_dataset_shape_matches_the_loaded_data():
+    from workloads.federated.data import dataset_shape, load_dataset
+
+    data = load_dataset("digits")
+    assert dataset_shape("digits") == (data.input_shape, data.num_classes) == ((64,), 10)
+    assert dataset_shape("shapes") == (make_shapes(1, 0).images.shape[1:], len(CLASSES))

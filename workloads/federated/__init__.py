@@ -16,6 +16,7 @@ class FederatedKind:
     """Federated learning as a system: selection, download, local training, upload, aggregation."""
 
     Spec = FederatedSpec
+    report_tables = ("curve", "stop")
     headline_metrics = (
         "final_accuracy",
         "time_to_target_s",

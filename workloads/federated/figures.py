@@ -1,4 +1,5 @@
-"""Figures of a ``federated`` run: accuracy over simulated time and rounds, a client timeline."""
+"""Figures of a ``federated`` run: accuracy over simulated time and rounds, losses over
+rounds, a client timeline."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ def federated_figures(
         ax.set_title(f"accuracy against {label.split(' (')[0]}")
         ax.legend(fontsize=8)
         figures[f"accuracy_vs_{x.removesuffix('_s')}"] = fig
+
+    fig = Figure(figsize=(5, 3.2), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(curve["round"], curve["test_loss"], marker="o", ms=3, label="test")
+    ax.plot(curve["round"], curve["train_loss"], marker="s", ms=3, label="clients (model downloaded)")
+    ax.set_xlabel("round (aggregations)")
+    ax.set_ylabel("cross-entropy loss")
+    ax.set_title("loss against round")
+    ax.legend(fontsize=8)
+    figures["loss_vs_round"] = fig
 
     shown = trips[trips["version"] < rounds_shown].reset_index(drop=True)
     fig = Figure(figsize=(7, 0.6 + 0.045 * max(len(shown), 20)), layout="constrained")

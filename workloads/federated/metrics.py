@@ -28,7 +28,8 @@ def participation_table(world: FederatedWorld) -> pd.DataFrame:
 
 
 def summarise(world: FederatedWorld) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
-    curve = pd.DataFrame(world.curve, columns=["round", "time_s", "accuracy", "test_loss", "updates"])
+    columns = ["round", "time_s", "accuracy", "test_loss", "train_loss", "updates"]
+    curve = pd.DataFrame(world.curve, columns=columns)
     trips = participation_table(world)
     reached = curve.loc[curve["accuracy"] >= world.spec.target_accuracy, "time_s"]
     kept = trips["outcome"] == "kept"

@@ -39,6 +39,16 @@ def _cnn(in_channels: int, side_px: int, channels: tuple[int, ...], n_out: int) 
     return nn.Sequential(*layers)
 
 
+def materialise(module: nn.Module) -> nn.Module:
+    """``module`` (built on ``meta``) with uninitialised CPU parameters, in place. Like
+    ``to_empty(device="cpu")``, but by plain ``torch.empty``: ``to_empty`` goes through
+    PyTorch's meta-tensor references, whose first use imports about a second of modules."""
+    for sub in module.modules():
+        for name, p in list(sub.named_parameters(recurse=False)):
+            setattr(sub, name, nn.Parameter(torch.empty(p.shape, dtype=p.dtype)))
+    return module
+
+
 def init_params(model: nn.Module, generator: torch.Generator) -> None:
     """(Re-)initialise ``model`` in place from ``generator``: every ``nn.Linear`` and
     ``nn.Conv2d`` weight and bias uniform in +-1/sqrt(fan_in) (PyTorch's default ranges),
@@ -59,7 +69,7 @@ class MLP(nn.Module):
         self, n_features: int, hidden: tuple[int, ...], n_classes: int, *, generator: torch.Generator
     ):
         super().__init__()
-        self.net = _mlp([n_features, *hidden, n_classes]).to_empty(device="cpu")
+        self.net = materialise(_mlp([n_features, *hidden, n_classes]))
         init_params(self, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,7 +88,7 @@ class CNN(nn.Module):
         generator: torch.Generator,
     ):
         super().__init__()
-        self.net = _cnn(input_shape[0], input_shape[1], channels, n_out).to_empty(device="cpu")
+        self.net = materialise(_cnn(input_shape[0], input_shape[1], channels, n_out))
         init_params(self, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,7 +118,7 @@ class Anchored(nn.Module):
         self.anchors = anchors.detach().clone().float()
         self.encoder = encoder
         self.label_embedding = nn.Parameter(torch.empty_like(self.anchors))
-        self.label_encoder = nn.Linear(anchors.shape[1], rep_dim, device="meta").to_empty(device="cpu")
+        self.label_encoder = materialise(nn.Linear(anchors.shape[1], rep_dim, device="meta"))
         init_params(self.label_encoder, generator)
         with torch.no_grad():
             self.label_embedding.copy_(self.anchors)

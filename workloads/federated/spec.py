@@ -111,7 +111,7 @@ class FederatedSpec(StrictModel):
                 f"({self.clients.count}); choose at most {self.clients.count}"
             )
         from sim import registry
-        from workloads.federated.data import load_dataset
+        from workloads.federated.data import dataset_shape
 
         wants = registry.get("aggregation", self.aggregation.name).head
         if wants == "anchored" and self.model.head == "linear":
@@ -119,10 +119,9 @@ class FederatedSpec(StrictModel):
                 f"@model.head: 'linear' cannot serve aggregation {self.aggregation.name!r}, "
                 "which trains a label-anchored head; use 'anchored' or leave it empty"
             )
-        data = load_dataset(self.dataset)
-        if self.model.arch == "cnn" and len(data.input_shape) != 3:
+        input_shape, classes = dataset_shape(self.dataset)
+        if self.model.arch == "cnn" and len(input_shape) != 3:
             raise ValueError(f"@model.arch: 'cnn' needs an image dataset; {self.dataset!r} is tabular")
-        classes = data.num_classes
         if self.partition.scheme == "exclusive" and self.partition.classes_per_client > classes:
             raise ValueError(
                 f"@partition.classes_per_client: {self.partition.classes_per_client} is more than the "

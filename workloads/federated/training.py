@@ -29,6 +29,8 @@ bit-identical outputs on any machine.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -43,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from policies.federated.base import ClientFit, Phase
 from sim.errors import ConfigError
-from workloads.cache import pinned_threads
+from workloads.cache import cache_dir, pinned_threads, write_atomic
 from workloads.federated.models import LABEL_PREFIX
 
 # Rows per forward when scoring or evaluating many samples: bounds the memory of a gather.
@@ -473,7 +475,18 @@ def forward_flops_per_sample(model: nn.Module, input_shape: tuple[int, ...]) -> 
     """Forward FLOPs per sample: 2 per multiply-accumulate of matmuls and convolutions
     (FlopCounterMode's count; elementwise ops left out), measured as the marginal cost of
     one more sample, so work done once per batch (an anchored model's label encoder) is
-    not charged per sample."""
+    not charged per sample. Cached on disk by architecture, parameter shapes, input shape
+    and torch version: FlopCounterMode's first use in a process imports torch._dynamo,
+    several seconds, more than a small run's whole simulation."""
+    shapes = [(n, list(p.shape)) for n, p in model.named_parameters()]
+    key = json.dumps([torch.__version__, list(input_shape), repr(model), shapes])
+    path = cache_dir() / "federated-flops" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+    try:
+        cached = json.loads(path.read_text())
+        if cached["key"] == key:
+            return float(cached["flops"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # absent or damaged: count again
 
     def flops(n: int) -> int:
         counter = FlopCounterMode(display=False)
@@ -481,7 +494,9 @@ def forward_flops_per_sample(model: nn.Module, input_shape: tuple[int, ...]) -> 
             model(torch.zeros(n, *input_shape))
         return counter.get_total_flops()
 
-    return float(flops(2) - flops(1))
+    value = float(flops(2) - flops(1))
+    write_atomic(path, lambda f: json.dump({"key": key, "flops": value}, f), text=True)
+    return value
 
 
 def flops_per_sample(model: nn.Module, input_shape: tuple[int, ...]) -> float:

@@ -16,6 +16,7 @@ warning says how many); when nobody can be selected for ``patience``, or
 from __future__ import annotations
 
 import math
+import multiprocessing
 import sys
 from dataclasses import dataclass, fields
 
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.func import functional_call
+from tqdm import tqdm
 
 from devices.clients import ClientPopulation
 from policies.federated.base import ClientView
@@ -145,15 +147,21 @@ class FederatedWorld:
         self.buffer: list[Trips] = []  # async: delivered updates waiting for aggregation
         self.bytes_up = self.bytes_down = 0.0
         self.records: list[tuple[Trips, np.ndarray, np.ndarray]] = []  # (trips, outcome, energy_j)
-        self.curve: list[tuple[int, float, float, float, int]] = []
+        self.curve: list[tuple[int, float, float, float, float, int]] = []
+        self.progress = None
         self._evaluate(0)
 
     # ---- the simulation ---------------------------------------------------------------------
     def run(self) -> None:
         """Simulate to the last aggregation or ``max_time_s``; torch on one thread, so any
         process (a sweep worker, a notebook) computes the same bits."""
-        with pinned_threads(1):
+        # a bar over aggregations on a terminal, not in tests, pipes or sweep workers
+        shown = sys.stderr.isatty() and multiprocessing.parent_process() is None
+        bar = tqdm(total=self.spec.rounds, desc="rounds", leave=False, disable=not shown)
+        with pinned_threads(1), bar:
+            self.progress = bar
             self._run()
+        self.progress = None
 
     def _run(self) -> None:
         self.done = self.env.event()
@@ -341,6 +349,7 @@ class FederatedWorld:
         decay = (1.0 + staleness) ** -self.spec.asynchronous.staleness_exponent
         weights = self.labelled[kept.clients] * decay
         useful = weights > 0
+        train_loss = float("nan")
         if useful.any():
             kept, weights = kept.take(useful), weights[useful]
             start = self._start_params(kept.version)
@@ -368,6 +377,7 @@ class FederatedWorld:
             check_stacked(uploads, len(indices), "upload")
             self.last_loss[kept.clients] = self._start_loss(kept, indices)
             self.last_round[kept.clients] = self.version
+            train_loss = float(np.average(self.last_loss[kept.clients], weights=weights))
             trained = updates.params
             if (kept.version != self.version).any():  # async: apply each client's change to today's model
                 trained = {n: trained[n] - start[n] + self.params[n] for n in trained}
@@ -376,7 +386,7 @@ class FederatedWorld:
         in_flight = {*self.flight_version[self.busy].tolist(), *(int(t.version[0]) for t in self.buffer)}
         self.versions = {v: p for v, p in self.versions.items() if v in in_flight}
         self.versions[self.version] = self.params
-        self._evaluate(int(useful.sum()))
+        self._evaluate(int(useful.sum()), train_loss)
 
     def _start_params(self, versions: np.ndarray) -> dict[str, torch.Tensor]:
         """The model each client downloaded: one set if all match, else stacked per client."""
@@ -402,12 +412,16 @@ class FederatedWorld:
                 losses[rows] = (total / np.maximum(count, 1))[rows]
         return losses
 
-    def _evaluate(self, updates: int) -> None:
+    def _evaluate(self, updates: int, train_loss: float = float("nan")) -> None:
+        """Test accuracy and loss of the current model, one ``curve`` row; ``train_loss`` is
+        the aggregated clients' mean loss (weights as aggregated) under the model they downloaded."""
         with torch.no_grad():
             logits = functional_call(self.model, self.params, (self.data.x_test,))
             loss = torch.nn.functional.cross_entropy(logits, self.data.y_test).item()
             accuracy = (logits.argmax(1) == self.data.y_test).double().mean().item()
-        self.curve.append((self.version, self.env.now, accuracy, loss, updates))
+        self.curve.append((self.version, self.env.now, accuracy, loss, train_loss, updates))
+        if self.progress is not None:
+            self.progress.update(self.version - self.progress.n)
 
     def results(self) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
         from workloads.federated.metrics import summarise
