@@ -59,11 +59,20 @@ def test_same_seed_same_results():
     assert json.dumps(a.summary) == json.dumps(b.summary) != json.dumps(c.summary)
 
 
-def test_predictive_dvfs_runs_slower_when_an_early_exit_is_predicted():
-    slow = _run("dvfs.name=predictive").tables["points"]
-    fast = _run("dvfs.name=deadline_aware").tables["points"]
-    mean_freq = [(p["freq_hz"] * p["busy_s"]).sum() / p["busy_s"].sum() for p in (slow, fast)]
-    assert mean_freq[0] < mean_freq[1]
+def test_predictive_dvfs_re_sets_the_frequency_at_each_prediction():
+    both = _run("exit_policy.params.beta=0.9", "exit_policy.params.max_round=2")
+    points, dev = both.tables["points"], both.tables["devices"]
+    assert points["busy_s"].iloc[:-1].sum() > 0  # predicted jumps ran below f_max ...
+    assert dev["switches"].sum() > 0 and dev["switch_s"].sum() > 0  # ... and each change cost a switch
+    fast = _run("exit_policy.params.beta=0.9", "exit_policy.params.max_round=2", "dvfs.name=performance")
+    assert fast.tables["devices"]["switches"].sum() == 1  # the device starts at the lowest point
+    assert fast.summary["accuracy"] == both.summary["accuracy"]
+    assert fast.summary["flops_per_inference"] == both.summary["flops_per_inference"]
+    # with no predictions it is the performance governor
+    plain = [
+        _run("exit_policy.name=max_softmax", f"dvfs.name={g}").summary for g in ("predictive", "performance")
+    ]
+    assert json.dumps(plain[0]) == json.dumps(plain[1])
 
 
 BAD = {
@@ -88,6 +97,10 @@ BAD = {
     "threshold above one": (
         {"exit_policy": {"name": "max_softmax", "params": {"q": 1.5}}},
         "exit_policy.params.q",
+    ),
+    "beta at one": (
+        {"exit_policy": {"name": "predictive_exit", "params": {"beta": 1.0}}},
+        "exit_policy.params.beta",
     ),
     "unknown model": ({"model": "resnet_imagenet"}, "model: unknown multi-exit model"),
     "unknown governor": ({"dvfs": {"name": "turbo"}}, "dvfs.name: 'turbo' is not a registered dvfs policy"),
@@ -140,6 +153,21 @@ def test_exit_index_beyond_the_network(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and not (tmp_path / "out").exists()
     assert "exit_policy.params.exit_index: 7 is beyond the network's exits (0..3)" in err
+
+
+@pytest.mark.parametrize(
+    "field,value,expected",
+    [
+        ("max_round", 9, "exit_policy.params.max_round: 9 is more predictions than exits after start_exit 0"),
+        ("start_exit", 3, "exit_policy.params.start_exit: 3 leaves no exit to predict; allowed 0..2"),
+    ],
+)
+def test_predictive_exit_beyond_the_network(capsys, field, value, expected):
+    sets = [f"exit_policy.params.{field}={value}", "duration_s=0.1"]
+    code = main(
+        ["run", SCENARIO, *(a for s in sets for a in ("--set", s)), "--no-report", "--out", "/tmp/never"]
+    )
+    assert code == 2 and expected in capsys.readouterr().err
 
 
 def test_fixed_exit_truncates_the_network():

@@ -7,6 +7,10 @@ work, its absolute deadline, the time now and the device. Switching to another p
 than the current one costs ``device.switch_latency_s`` before the work starts. A
 governor is a plain class registered with ``@register("dvfs", "name")``, with an
 optional ``Params`` model for its parameters.
+
+A governor may also re-plan inside a request (:class:`Replanning`): the edge world calls
+``on_prediction`` at every exit prediction the exit policy makes on the way, and
+``after_exit`` when the request is done; each change of point costs a switch.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ class PointView(Protocol):
 class Work(NamedTuple):
     """The work of the next request.
 
-    ``macs``/``bytes_moved``: what is expected to run (the predicted remaining layers
-    when the caller predicts an early exit); ``full_macs``/``full_bytes_moved``: the
-    whole remaining network, no exit. Without a predictor both pairs are equal.
+    ``macs``/``bytes_moved``: what is expected to run; ``full_macs``/``full_bytes_moved``:
+    the whole network, no exit. No exit is known before a request starts (predictions
+    come at its exits, see :class:`Replanning`), so the edge world passes both equal.
     """
 
     macs: float
@@ -49,6 +53,20 @@ class Governor(Protocol):
     def select(
         self, points: Sequence[PointView], work: Work, deadline_s: float, now: float, device: DeviceView
     ) -> int: ...
+
+
+class Replanning(Protocol):
+    """A governor that also decides inside a request, at the exit policy's predictions."""
+
+    def on_prediction(
+        self, points: Sequence[PointView], jump: int, remaining: int, device: DeviceView
+    ) -> int:
+        """The point for the next stretch: ``jump`` exits predicted ahead, ``remaining`` left."""
+        ...
+
+    def after_exit(self, points: Sequence[PointView], device: DeviceView) -> int:
+        """The point to park at once the request has left the network."""
+        ...
 
 
 def lowest_fitting(
