@@ -11,11 +11,14 @@ assumptions, documented in ``docs/edge_devices.md``):
   clock is gated, so the frequency does not matter; leakage at the parked voltage is
   folded into the constant). ``idle_power_w`` may not exceed the busy power at the
   lowest point.
-- **Execution time.** ``macs / (macs_per_cycle * f) + bytes / memory_bandwidth_bytes_per_s``:
-  compute scales with 1/f, memory does not. The two are added, not overlapped
-  (``max``): batch-1 edge inference alternates compute- and memory-bound layers,
-  and the sum is linear in the work, so the time of summed layers equals the sum of
-  their times and a caller may pass whole networks or any run of layers.
+- **Execution time.** ``macs / (peak_fraction * macs_per_cycle * f) + bytes /
+  memory_bandwidth_bytes_per_s + layers * layer_overhead_s``: compute scales with 1/f,
+  memory does not; ``peak_fraction`` is the share of the peak MAC rate a batch-1 layer
+  achieves, ``layer_overhead_s`` the fixed cost of each layer (kernel launch, framework
+  dispatch, synchronisation), independent of the clock. The terms are added, not
+  overlapped (``max``): batch-1 edge inference alternates compute- and memory-bound
+  layers, and the sum is linear in the work, so the time of summed layers equals the sum
+  of their times and a caller may pass whole networks or any run of layers.
 - **Switching.** Moving to another point takes ``switch_latency_s``, during which the
   device does no work and draws ``idle_power_w`` plus ``switch_energy_j`` spread
   evenly over the latency (with zero latency the switch energy is charged at once).
@@ -65,6 +68,24 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "idle_power_w": 1.25,
         "switch_latency_s": 200e-6,
         "switch_energy_j": 100e-6,
+        "peak_fraction": 0.3,  # small batch-1 convolutions keep a few of the 128 cores busy
+        "layer_overhead_s": 10e-6,  # a CUDA kernel launch and its share of synchronisation
+    },
+    "jetson_nano_gpu_5w": {
+        # the Nano's 5 W mode (nvpmodel 1): GPU capped at 640 MHz, so the steps up to 614.4 MHz,
+        # and 2 of the 4 CPU cores online, which launch kernels more slowly
+        "freqs_hz": _mhz("76.8 153.6 230.4 307.2 384.0 460.8 537.6 614.4"),
+        "v_min_v": 0.70,
+        "v_max_v": 0.95,  # on the 10 W mode's line at 614.4 MHz
+        "macs_per_cycle": 128.0,
+        "memory_bandwidth_bytes_per_s": 18e9,
+        "p_static_w": 1.0,  # two CPU cores fewer
+        "c_eff_f": 5.0e-9,
+        "idle_power_w": 0.9,
+        "switch_latency_s": 200e-6,
+        "switch_energy_j": 100e-6,
+        "peak_fraction": 0.3,
+        "layer_overhead_s": 15e-6,
     },
     "jetson_xavier_gpu": {
         # the reference's 14 AGX Xavier GPU steps, 114.75 ... 1377 MHz
@@ -81,6 +102,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "idle_power_w": 3.0,
         "switch_latency_s": 200e-6,
         "switch_energy_j": 200e-6,
+        "peak_fraction": 0.25,
+        "layer_overhead_s": 8e-6,
     },
     "mobile_cpu": {
         # a 4-core big cluster (Cortex-A76 class), 600 MHz ... 2.4 GHz in 300 MHz steps
@@ -94,6 +117,25 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "idle_power_w": 0.3,
         "switch_latency_s": 50e-6,
         "switch_energy_j": 20e-6,
+        "peak_fraction": 0.3,
+        "layer_overhead_s": 5e-6,  # an operator dispatch of a mobile inference runtime
+    },
+    "host": {
+        # one core of the machine the testbed was calibrated on (AMD EPYC, Zen 4, 2.6 GHz),
+        # running torch eagerly at batch 1 on one thread; no DVFS is visible in a VM: one step
+        "freqs_hz": _mhz("2600"),
+        "v_min_v": 1.0,
+        "v_max_v": 1.0,
+        "macs_per_cycle": 16.0,  # two 256-bit FMA pipes, 8 FP32 lanes each
+        "memory_bandwidth_bytes_per_s": 20e9,  # one core's share of DDR5, assumed
+        "p_static_w": 2.0,  # power constants assumed (no power sensor in a VM)
+        "c_eff_f": 1.5e-9,
+        "idle_power_w": 1.5,
+        "switch_latency_s": 0.0,
+        "switch_energy_j": 0.0,
+        # fitted by ``python benchmarks/edge.py --latency --fit`` (docs/edge_devices.md)
+        "peak_fraction": 0.1,
+        "layer_overhead_s": 5e-6,
     },
 }
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
@@ -157,6 +199,8 @@ class EdgeDeviceConfig(StrictModel):
     idle_power_w: NonNegative
     switch_latency_s: NonNegative
     switch_energy_j: NonNegative
+    peak_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+    layer_overhead_s: NonNegative = 0.0
     battery_j: Positive | None = None
 
     @model_validator(mode="before")
@@ -234,9 +278,11 @@ class EdgeDeviceConfig(StrictModel):
             return self.idle_power_w
         return self.p_static_w + self.c_eff_f * point.voltage_v**2 * point.freq_hz
 
-    def execution_s(self, macs: float, bytes_moved: float, point: OperatingPoint) -> float:
-        """Time to run ``macs`` and move ``bytes_moved`` at ``point``: compute (1/f) plus memory time."""
-        return macs / (self.macs_per_cycle * point.freq_hz) + bytes_moved / self.memory_bandwidth_bytes_per_s
+    def execution_s(self, macs: float, bytes_moved: float, point: OperatingPoint, layers: int = 0) -> float:
+        """Time to run ``layers`` layers of ``macs`` moving ``bytes_moved`` at ``point``: compute
+        (1/f), memory and per-layer overhead."""
+        compute_s = macs / (self.peak_fraction * self.macs_per_cycle * point.freq_hz)
+        return compute_s + bytes_moved / self.memory_bandwidth_bytes_per_s + layers * self.layer_overhead_s
 
 
 IDLE, BUSY, SWITCHING, DEPLETED, FINISHED = "idle", "busy", "switching", "depleted", "finished"
@@ -274,7 +320,7 @@ class EdgeDevice:
         self.points = config.points
         self.current = self._check_index(start_point)
         self.switch_latency_s = config.switch_latency_s
-        self._macs_per_s = [config.macs_per_cycle * p.freq_hz for p in self.points]
+        self._macs_per_s = [config.peak_fraction * config.macs_per_cycle * p.freq_hz for p in self.points]
         self._busy_w = [config.power_w(p, busy=True) for p in self.points]
         self._idle_w = config.idle_power_w
         self._switch_w = config.idle_power_w + (
@@ -304,9 +350,14 @@ class EdgeDevice:
         """Energy drawn so far: the integral of power from the start to now (or to the end)."""
         return self._closed_j + self._power_w * (self.env.now - self._t0)
 
-    def execution_s(self, macs: float, bytes_moved: float, point_index: int) -> float:
+    def execution_s(self, macs: float, bytes_moved: float, point_index: int, layers: int = 0) -> float:
         """Time to run the work at point ``point_index`` (see :meth:`EdgeDeviceConfig.execution_s`)."""
-        return macs / self._macs_per_s[point_index] + bytes_moved / self.config.memory_bandwidth_bytes_per_s
+        config = self.config
+        return (
+            macs / self._macs_per_s[point_index]
+            + bytes_moved / config.memory_bandwidth_bytes_per_s
+            + layers * config.layer_overhead_s
+        )
 
     def utilisation(self, window_s: float) -> float:
         """Share of the last ``window_s`` (or of the time since the start, if shorter) spent executing.

@@ -14,7 +14,7 @@ POINTS = [OperatingPoint(freq_hz=f * 1e9, voltage_v=v) for f, v in ((1, 0.6), (2
 
 
 class FakeDevice:
-    """One MAC per cycle, no memory time; fixed utilisation."""
+    """One MAC per cycle, no memory time, 0.1 s per layer; fixed utilisation."""
 
     def __init__(self, current=0, utilisation=0.0, switch_latency_s=0.0):
         self.current = current
@@ -22,8 +22,8 @@ class FakeDevice:
         self._utilisation = utilisation
         self.windows = []
 
-    def execution_s(self, macs, bytes_moved, point_index):
-        return macs / POINTS[point_index].freq_hz
+    def execution_s(self, macs, bytes_moved, point_index, layers=0):
+        return macs / POINTS[point_index].freq_hz + 0.1 * layers
 
     def utilisation(self, window_s):
         self.windows.append(window_s)
@@ -60,6 +60,12 @@ def test_deadline_aware_picks_the_lowest_feasible_point():
     assert _select("deadline_aware", work, deadline_s=12.5, now=10.0) == 1  # 2.5 s fits exactly
     assert _select("deadline_aware", work, deadline_s=11.0, now=10.0) == 3  # none fits: the highest
     assert _select("deadline_aware", work, deadline_s=9.0, now=10.0) == 3  # already late
+
+
+def test_deadline_aware_counts_the_layer_overhead():
+    work = Work(0, 0, 4e9, 0, full_layers=5)  # 1 s at 4 GHz, 1.33 s at 3 GHz, plus 0.5 s of layers
+    assert _select("deadline_aware", work, deadline_s=1.9) == 2
+    assert _select("deadline_aware", work, deadline_s=1.6) == 3
 
 
 def test_deadline_aware_counts_the_switch_latency():

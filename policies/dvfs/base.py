@@ -36,6 +36,7 @@ class Work(NamedTuple):
     bytes_moved: float
     full_macs: float
     full_bytes_moved: float
+    full_layers: int = 0  # layers of the whole network (each costs the device's layer overhead)
 
 
 class DeviceView(Protocol):
@@ -45,7 +46,7 @@ class DeviceView(Protocol):
     @property
     def switch_latency_s(self) -> float: ...
 
-    def execution_s(self, macs: float, bytes_moved: float, point_index: int) -> float: ...
+    def execution_s(self, macs: float, bytes_moved: float, point_index: int, layers: int = 0) -> float: ...
     def utilisation(self, window_s: float) -> float: ...  # busy share over the last window_s
 
 
@@ -70,11 +71,16 @@ class Replanning(Protocol):
 
 
 def lowest_fitting(
-    points: Sequence[PointView], macs: float, bytes_moved: float, time_left_s: float, device: DeviceView
+    points: Sequence[PointView],
+    macs: float,
+    bytes_moved: float,
+    time_left_s: float,
+    device: DeviceView,
+    layers: int = 0,
 ) -> int:
     """The lowest point that does the work within ``time_left_s``, switch included; else the highest."""
     for i in range(len(points)):
         switch_s = 0.0 if i == device.current else device.switch_latency_s
-        if switch_s + device.execution_s(macs, bytes_moved, i) <= time_left_s:
+        if switch_s + device.execution_s(macs, bytes_moved, i, layers) <= time_left_s:
             return i
     return len(points) - 1

@@ -45,7 +45,7 @@ REQUEST_COLUMNS = {
 
 
 def part_costs(model: ExitModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """MACs and bytes moved of each backbone segment and each exit head."""
+    """MACs and bytes moved of each backbone segment and each exit head (see :func:`part_layers`)."""
 
     def totals(parts):
         macs = np.array([sum(layer.macs for layer in p) for p in parts], float)
@@ -56,6 +56,11 @@ def part_costs(model: ExitModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
         return macs, moved
 
     return (*totals(model.segments), *totals(model.heads))
+
+
+def part_layers(model: ExitModel) -> tuple[np.ndarray, np.ndarray]:
+    """Layers of each backbone segment and each exit head: each costs a device's layer overhead."""
+    return np.array([len(p) for p in model.segments], float), np.array([len(p) for p in model.heads], float)
 
 
 def transfer_s(graph: nx.Graph, source: str, target: str, size_bytes: float) -> float:
@@ -70,14 +75,15 @@ def transfer_s(graph: nx.Graph, source: str, target: str, size_bytes: float) -> 
 class SamplePlan:
     """Per test sample, what serving it costs under an exit policy (arrays over samples).
 
-    ``phases[s]``: the stretches request ``s`` runs as, ``(macs, bytes, jump, remaining)``
-    each; a stretch after the first starts at a prediction of ``jump`` exits ahead with
+    ``phases[s]``: the stretches request ``s`` runs as, ``(macs, bytes, layers, jump,
+    remaining)`` each; a stretch after the first starts at a prediction of ``jump`` exits ahead with
     ``remaining`` exits left, where a re-planning governor may change the frequency. A
     policy without predictions runs as one stretch.
     """
 
     def __init__(self, model: ExitModel, policy: Any):
         seg_macs, seg_bytes, head_macs, head_bytes = part_costs(model)
+        seg_layers, head_layers = part_layers(model)
         store = ArrayStore(PREDICTORS)
         policy.fit(Calibration(model.calib_probs, model.calib_labels, seg_macs, head_macs, store))
         plan = policy.plan(model.test_probs)
@@ -88,7 +94,9 @@ class SamplePlan:
         # run totals up to and including each exit: backbone, then per sample the heads evaluated
         up_macs = np.cumsum(seg_macs)[None, :] + np.cumsum(heads * head_macs, 1)
         up_bytes = np.cumsum(seg_bytes)[None, :] + np.cumsum(heads * head_bytes, 1)
+        up_layers = np.cumsum(seg_layers)[None, :] + np.cumsum(heads * head_layers, 1)
         up_macs, up_bytes = np.hstack([zero, up_macs]), np.hstack([zero, up_bytes])  # index k + 1
+        up_layers = np.hstack([zero, up_layers]).astype(int)
         rows = np.arange(n)
         extra = np.zeros(n) if plan.extra_macs is None else plan.extra_macs
         macs = up_macs[rows, exit_index + 1] + extra
@@ -96,8 +104,9 @@ class SamplePlan:
         correct = model.test_probs[exit_index, rows].argmax(-1) == model.test_labels
         self.full_macs = float(np.sum(seg_macs) + head_macs[-1])
         self.full_bytes = float(np.sum(seg_bytes) + head_bytes[-1])
+        self.full_layers = int(np.sum(seg_layers) + head_layers[-1])
         last = n_exits - 1
-        self.phases: list[tuple[tuple[float, float, int, int], ...]] = []
+        self.phases: list[tuple[tuple[float, float, int, int, int], ...]] = []
         made_at = np.empty((0, n), int) if plan.prediction_at is None else plan.prediction_at
         made_to = np.empty((0, n), int) if plan.prediction_to is None else plan.prediction_to
         jump_macs = extra / np.maximum((np.where(made_at >= 0, made_to - made_at, 0)).sum(0), 1)
@@ -108,7 +117,9 @@ class SamplePlan:
             for k, end in enumerate(ends):
                 predictor = (stops[k][1] - stops[k][0]) * jump_macs[i] if k < len(stops) else 0.0
                 phase_macs = up_macs[i, end + 1] - up_macs[i, begin] + predictor
-                phases.append((phase_macs, up_bytes[i, end + 1] - up_bytes[i, begin], jump, remaining))
+                phase_bytes = up_bytes[i, end + 1] - up_bytes[i, begin]
+                phase_layers = int(up_layers[i, end + 1] - up_layers[i, begin])
+                phases.append((phase_macs, phase_bytes, phase_layers, jump, remaining))
                 if k < len(stops):
                     begin, jump, remaining = end + 1, stops[k][1] - end, last - end
             self.phases.append(tuple(phases))
@@ -182,7 +193,7 @@ class EdgeWorld:
             remote_s = self._upload_s[index] + self._server_s + self._download_s[index]
         dev, smp, arr, start, fin, ext, cor, mac, pnt = self._row
         full_macs, full_bytes = plan.full_macs, plan.full_bytes
-        work = Work(full_macs, full_bytes, full_macs, full_bytes)  # no exit is known before it starts
+        work = Work(full_macs, full_bytes, full_macs, full_bytes, plan.full_layers)  # no exit known yet
         on_prediction = getattr(governor, "on_prediction", None)  # a re-planning governor (Replanning)
         after_exit = getattr(governor, "after_exit", None)
         upcoming = next(times)[0]
@@ -201,7 +212,7 @@ class EdgeWorld:
             s = next(samples)
             deadline = t + group.deadline_s
             if offload is not None:
-                local_s = device.execution_s(full_macs, full_bytes, device.current)
+                local_s = device.execution_s(full_macs, full_bytes, device.current, plan.full_layers)
                 if offload.decide(len(queue), local_s, remote_s, deadline - env.now):
                     env.process(self._run_remote(index, t, s, deadline))
                     continue
@@ -210,12 +221,12 @@ class EdgeWorld:
             self._in_service[index] = deadline
             if point != device.current and not (yield device.switch_to(point)):
                 return  # the battery ran out
-            for k, (macs, moved, jump, remaining) in enumerate(plan.phases[s]):
+            for k, (macs, moved, layers, jump, remaining) in enumerate(plan.phases[s]):
                 if k and on_prediction is not None:  # a prediction: the governor may re-set the point
                     step = on_prediction(points, jump, remaining, device)
                     if step != device.current and not (yield device.switch_to(step)):
                         return
-                if not (yield device.execute(device.execution_s(macs, moved, device.current))):
+                if not (yield device.execute(device.execution_s(macs, moved, device.current, layers))):
                     return
             self._in_service[index] = None
             dev(index)
