@@ -36,6 +36,24 @@ def test_requests_and_energy_add_up(exit_policy, governor):
     assert dev["busy_s"].sum() + dev["idle_s"].sum() + dev["switch_s"].sum() == pytest.approx(2.0)
 
 
+def test_energy_splits_into_active_and_idle_and_costs_rank_lower_is_better():
+    from sim import registry
+
+    result = _run()
+    s, dev = result.summary, result.tables["devices"]
+    per = s["active_energy_per_inference_j"] + s["idle_energy_per_inference_j"]
+    assert per == pytest.approx(s["energy_per_inference_j"], rel=1e-12)
+    assert (
+        dev["idle_energy_j"].sum() > 0
+        and 0 < dev["busy_energy_j"].sum() <= s["energy_j"] - dev["idle_energy_j"].sum()
+    )
+    n, acc = s["completed"], s["accuracy"]
+    assert s["accuracy_ci95"] == pytest.approx(1.96 * (acc * (1 - acc) / n) ** 0.5)
+    directions = registry.get("scenario", "edge").metric_directions
+    costs = [m for m in s if m.startswith(("energy", "active_energy", "idle_energy", "flops", "latency"))]
+    assert len(costs) == 7 and all(directions[m] == "lower" for m in costs)
+
+
 def test_accuracy_replays_the_inference_cache():
     from workloads.multiexit import load_exit_model
 
