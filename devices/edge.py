@@ -134,8 +134,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "switch_latency_s": 0.0,
         "switch_energy_j": 0.0,
         # fitted by ``python benchmarks/edge.py --latency --fit`` (docs/edge_devices.md)
-        "peak_fraction": 0.1,
-        "layer_overhead_s": 5e-6,
+        "peak_fraction": 0.53,
+        "layer_overhead_s": 10.5e-6,
     },
 }
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
