@@ -113,6 +113,14 @@ def test_predictive_exit_rounds_and_exhaustion():
     assert (many.prediction_at >= 0).sum(0).max() > 1  # re-predicted where the first jump fell short
 
 
+def test_predictive_exit_starts_where_exits_become_useful():
+    accuracy_at = lambda probs, labels: (probs.argmax(-1) == labels).mean(1)  # noqa: E731
+    policy = predictive(beta=0.9)
+    share = accuracy_at(RISING.probs, RISING.labels) / accuracy_at(RISING.probs, RISING.labels)[-1]
+    assert policy.start_exit == int(np.argmax(share >= 0.5))
+    assert predictive(beta=0.9, start_exit=2).start_exit == 2
+
+
 def test_predictive_exit_with_beta_calibrated_saves_work():
     full = accuracy(fitted("none").plan(TEST_PROBS), TEST_PROBS, TEST_LABELS)
     plan = fitted("predictive_exit", max_accuracy_loss=0.01).plan(TEST_PROBS)

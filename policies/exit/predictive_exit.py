@@ -20,7 +20,8 @@ from sim.registry import register
 class PredictiveExit:
     """Predictive Exit (Li et al., AAAI 2023), reconstructed from the paper and its authors' public code.
 
-    The network runs to exit ``start_exit``. Where the exit's max softmax is above ``beta`` the
+    The network runs to exit ``start_exit`` (unset: the first exit whose calib accuracy is at
+    least ``start_share`` of the final exit's, leaving room for ``max_round`` predictions). Where the exit's max softmax is above ``beta`` the
     input leaves; otherwise its class-score vector goes through a small trained 1-D convolution
     over the class axis again and again, and the number of rounds until the max softmax of the
     result exceeds ``beta`` is the predicted jump: the exits skipped before the next one is
@@ -41,7 +42,8 @@ class PredictiveExit:
 
     class Params(CalibratedParams):
         beta: float | None = Field(None, gt=0.0, lt=1.0)
-        start_exit: NonNegativeInt = 0
+        start_exit: NonNegativeInt | None = None
+        start_share: float = Field(0.5, gt=0.0, le=1.0)
         max_round: PositiveInt = 3
         exhausted: Literal["last", "walk"] = "last"
         predictor_channels: PositiveInt = 4
@@ -50,15 +52,20 @@ class PredictiveExit:
         predictor_pairs: PositiveInt = 2048
         learning_rate: float = Field(0.05, gt=0.0)
 
-    def __init__(self, beta, max_accuracy_loss, start_exit, max_round, exhausted, **predictor):
+    def __init__(self, beta, max_accuracy_loss, start_exit, start_share, max_round, exhausted, **predictor):
         self.beta = beta
         self.max_accuracy_loss = max_accuracy_loss
-        self.start_exit, self.max_round, self.exhausted = start_exit, max_round, exhausted
+        self.start_exit, self.start_share = start_exit, start_share
+        self.max_round, self.exhausted = max_round, exhausted
         self.predictor_params = predictor
         self.predictor: torch.nn.Module | None = None
 
     def fit(self, calib: Calibration) -> None:
         n_exits = calib.probs.shape[0]
+        if self.start_exit is None:  # the first exit at start_share of the final exit's calib accuracy
+            exit_accuracy = (calib.probs.argmax(-1) == calib.labels).mean(1)
+            start = int(np.argmax(exit_accuracy >= self.start_share * exit_accuracy[-1]))
+            self.start_exit = max(0, min(start, n_exits - 1 - self.max_round))
         if self.start_exit > n_exits - 2:
             raise ConfigError(
                 f"exit_policy.params.start_exit: {self.start_exit} leaves no exit to predict; allowed "
