@@ -21,23 +21,23 @@ class PredictiveExit:
     """Predictive Exit (Li et al., AAAI 2023), reconstructed from the paper and its authors' public code.
 
     The network runs to exit ``start_exit`` (unset: the first exit whose calib accuracy is at
-    least ``start_share`` of the final exit's, leaving room for ``max_round`` predictions). Where the exit's max softmax is above ``beta`` the
-    input leaves; otherwise its class-score vector goes through a small trained 1-D convolution
-    over the class axis again and again, and the number of rounds until the max softmax of the
-    result exceeds ``beta`` is the predicted jump: the exits skipped before the next one is
-    evaluated (capped at the last exit). At the predicted exit it checks again and re-predicts,
-    ``max_round`` predictions in all; when they are used up (``exhausted``) the input runs
-    straight to the last exit (``last``) or evaluates every later exit SDN-style (``walk``).
+    least ``start_share`` of the final exit's, leaving room for ``max_round`` predictions).
+    Where the exit's max softmax is above ``beta`` the input leaves; otherwise its class-score
+    vector goes through a small trained 1-D convolution over the class axis again and again,
+    and the number of rounds until the max softmax of the result exceeds ``beta`` is the
+    predicted jump: the exits skipped before the next one is evaluated (capped at the last
+    exit). At the predicted exit it checks again and re-predicts, ``max_round`` predictions in
+    all; when they are used up (``exhausted``) the input runs straight to the last exit
+    (``last``) or evaluates every later exit SDN-style (``walk``).
 
     Assumed where the paper is silent (each a parameter): the class scores are the exit's
     log-softmax centred per input; the predictor is ``s + conv1x1(relu(conv_k(s)))``
     (``predictor_channels`` filters of width ``predictor_kernel``, circular padding), trained
-    on the calib split to map exit k's scores to exit k+1's (soft cross-entropy over all
-    pairs from ``start_exit``, at most ``predictor_pairs`` of them; full batch, ``predictor_steps`` Adam
-    steps, seeded init), so
-    each round stands for one exit of progress; with ``beta`` unset it is the cheapest of a
-    grid within ``max_accuracy_loss`` of the full network on the calib split. The predictor is
-    trained once per calib split and code, and kept in the caller's store.
+    on the calib split to map exit k's scores to exit k+1's (soft cross-entropy over at most
+    ``predictor_pairs`` pairs from ``start_exit`` on; full batch, ``predictor_steps`` Adam
+    steps, seeded init), so each round stands for one exit of progress; with ``beta`` unset
+    it is the cheapest of a grid within ``max_accuracy_loss`` of the full network on the calib
+    split. The predictor is trained once per calib split and code, and kept in the caller's store.
     """
 
     class Params(CalibratedParams):
