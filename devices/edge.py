@@ -24,6 +24,11 @@ assumptions, documented in ``docs/edge_devices.md``):
   evenly over the latency (with zero latency the switch energy is charged at once).
 - **Voltages.** No public voltage table exists for the presets: a preset's voltages
   lie on a line from ``v_min_v`` at its lowest frequency to ``v_max_v`` at its highest.
+- **Measured profile.** ``profile_csv`` (columns ``layer, freq_hz, latency_s, power_w``, one
+  row per layer of the model and frequency step of the device) replaces the analytic time
+  and power of the work: a stretch of layers takes the sum of their measured latencies at
+  the point and draws their latency-weighted mean power. Governors still estimate with the
+  analytic constants; switching, idle power and the battery are as above.
 - **Battery.** ``battery_j`` (None: mains powered). The device is depleted at the
   exact moment its energy reaches the battery, found within the running stretch
   (power is constant on a stretch); from then on it draws nothing and serves nothing.
@@ -37,11 +42,13 @@ from collections.abc import Sequence
 from numbers import Integral
 from typing import Annotated, Any
 
+import numpy as np
 import simpy
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from simpy.events import Timeout
 
-from sim.config import SUBFIELD_MARK, StrictModel, problems_of
+from sim.config import SUBFIELD_MARK, StrictModel, check_file, problems_of
+from sim.errors import ConfigError
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -202,6 +209,7 @@ class EdgeDeviceConfig(StrictModel):
     peak_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
     layer_overhead_s: NonNegative = 0.0
     battery_j: Positive | None = None
+    profile_csv: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -262,6 +270,9 @@ class EdgeDeviceConfig(StrictModel):
                     f"{key}: must equal {where} {end.voltage_v:g} (it shapes a preset's table; leave it "
                     f"out when giving points) (got {given:g})"
                 )
+        if self.profile_csv is not None:
+            freqs = [p.freq_hz for p in self.points]
+            check_file(self.profile_csv, "profile_csv", lambda path, field: read_profile(path, field, freqs))
         lowest_w = self.power_w(self.points[0], busy=True)
         if self.idle_power_w > lowest_w:
             problems.append(
@@ -283,6 +294,52 @@ class EdgeDeviceConfig(StrictModel):
         (1/f), memory and per-layer overhead."""
         compute_s = macs / (self.peak_fraction * self.macs_per_cycle * point.freq_hz)
         return compute_s + bytes_moved / self.memory_bandwidth_bytes_per_s + layers * self.layer_overhead_s
+
+
+def read_profile(
+    path: str, field: str, freqs_hz: Sequence[float]
+) -> dict[str, tuple[list[float], list[float]]]:
+    """A measured per-layer profile: layer -> (latency_s, power_w) per frequency step, slowest
+    first. Refused (ConfigError naming ``field``, one line per problem): missing columns,
+    negative or non-finite latencies or powers, a frequency that is not a step of the
+    device, a layer without a row for every step."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{field}: cannot parse {path!r} as CSV ({exc})") from None
+    missing = {"layer", "freq_hz", "latency_s", "power_w"} - set(table.columns)
+    if missing:
+        raise ConfigError(f"{field}: {path!r} lacks the column(s) {sorted(missing)}")
+    problems = []
+    for column in ("latency_s", "power_w", "freq_hz"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        for row in np.flatnonzero(~(np.isfinite(values) & (values >= 0))).tolist()[:3]:
+            problems.append(f"{field}: row {row + 2} has {column} {table[column].iloc[row]}; must be >= 0")
+    if problems:
+        raise ConfigError(problems)
+    steps = {round(f) for f in freqs_hz}
+    extra = sorted({round(f) for f in table["freq_hz"]} - steps)
+    if extra:
+        problems.append(f"{field}: frequency {extra[0] / MHZ:g} MHz is not a step of the device")
+    profile = {}
+    for layer, rows in table.groupby("layer", sort=False):
+        by_freq = {
+            round(f): (lat, w) for f, lat, w in zip(rows["freq_hz"], rows["latency_s"], rows["power_w"])
+        }
+        absent = [f for f in sorted(steps) if f not in by_freq]
+        if absent:
+            problems.append(
+                f"{field}: layer {layer!r} has no row for {absent[0] / MHZ:g} MHz "
+                f"({len(absent)} of the device's {len(steps)} steps missing)"
+            )
+            continue
+        ordered = [by_freq[f] for f in sorted(steps)]
+        profile[str(layer)] = ([lat for lat, _ in ordered], [w for _, w in ordered])
+    if problems:
+        raise ConfigError(problems[:5])
+    return profile
 
 
 IDLE, BUSY, SWITCHING, DEPLETED, FINISHED = "idle", "busy", "switching", "depleted", "finished"
@@ -335,6 +392,7 @@ class EdgeDevice:
         self._token = 0  # counts stretches; an idle stretch's depletion timer checks it
         self._target = self.current  # the point a running switch goes to
         self.busy_s = [0.0] * len(self.points)
+        self.busy_j = 0.0  # energy drawn while executing
         self.idle_s = 0.0
         self.switch_s = 0.0
         self.switches = 0
@@ -395,15 +453,17 @@ class EdgeDevice:
             return Timeout(self.env, 0, value=True)
         return self._start(SWITCHING, self._switch_w, self.switch_latency_s, self._switch_done)
 
-    def execute(self, duration_s: float) -> Timeout:
-        """Run for ``duration_s`` at the current point; the event fires when done (or depleted)."""
+    def execute(self, duration_s: float, power_w: float | None = None) -> Timeout:
+        """Run for ``duration_s`` at the current point (drawing its busy power, or ``power_w``
+        where a measured profile gives it); the event fires when done (or depleted)."""
         if not 0 <= duration_s < math.inf:
             raise ValueError(f"duration_s must be finite and >= 0 (got {duration_s!r})")
         if self.state in (DEPLETED, FINISHED):
             return Timeout(self.env, 0, value=False)
         self._check_idle("execute")
         self._close(self.env.now)
-        return self._start(BUSY, self._busy_w[self.current], duration_s, self._busy_done)
+        power = self._busy_w[self.current] if power_w is None else power_w
+        return self._start(BUSY, power, duration_s, self._busy_done)
 
     def finish(self, end_s: float) -> None:
         """Close the books at ``end_s``: charge the running stretch up to then, or to depletion if sooner."""
@@ -476,6 +536,7 @@ class EdgeDevice:
         self._closed_j += self._power_w * dt
         if self.state == BUSY:
             self.busy_s[self.current] += dt
+            self.busy_j += self._power_w * dt
             log = self._busy_log
             log.append((self._t0, t))
             horizon = t - self._history_s

@@ -192,3 +192,62 @@ def test_fixed_exit_truncates_the_network():
     first = _run("exit_policy.name=fixed", "exit_policy.params.exit_index=0").summary
     full = _run("exit_policy.name=none").summary
     assert first["mean_exit_index"] == 0 and first["flops_per_inference"] < full["flops_per_inference"]
+
+
+def _profile(tmp_path, drop_step=False, negative=False):
+    """A per-layer profile of resnet_digits on the Nano, written from the analytic model itself."""
+    from devices.edge import EdgeDeviceConfig
+    from workloads.multiexit import load_exit_model
+
+    nano, model = EdgeDeviceConfig(preset="jetson_nano_gpu"), load_exit_model("resnet_digits")
+    rows = ["layer,freq_hz,latency_s,power_w"]
+    for layer in (x for parts in (model.segments, model.heads) for part in parts for x in part):
+        moved = layer.weight_bytes + layer.input_bytes + layer.output_bytes
+        for i, point in enumerate(nano.points):
+            if drop_step and i == 3 and layer is model.heads[0][0]:
+                continue
+            latency = -1e-6 if negative and i == 0 else nano.execution_s(layer.macs, moved, point, 1)
+            rows.append(f"{layer.name},{point.freq_hz},{latency!r},{nano.power_w(point, busy=True)!r}")
+    path = tmp_path / "profile.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_a_measured_profile_replaces_the_analytic_device(tmp_path):
+    path = _profile(tmp_path)
+    sets = ["exit_policy.name=max_softmax", "dvfs.name=ondemand"]
+    analytic = _run(*sets).summary
+    measured = _run(*sets, f"devices.0.device.profile_csv={path}").summary
+    for metric in ("energy_j", "latency_p50_s", "latency_p99_s", "completed", "accuracy"):
+        assert measured[metric] == pytest.approx(analytic[metric], rel=1e-9), metric
+    slower = tmp_path / "slower.csv"  # twice the measured latency: twice the busy time
+    text = path.read_text().splitlines()
+    rows = [text[0]] + [
+        ",".join([*r.split(",")[:2], repr(2 * float(r.split(",")[2])), r.split(",")[3]]) for r in text[1:]
+    ]
+    slower.write_text("\n".join(rows) + "\n")
+    busy = [
+        _run(*sets, "dvfs.name=performance", f"devices.0.device.profile_csv={p}")
+        .tables["devices"]["busy_s"]
+        .sum()
+        for p in (path, slower)
+    ]
+    assert busy[1] == pytest.approx(2 * busy[0], rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "kind,expected",
+    [
+        ("drop_step", "has no row for 307.2 MHz (1 of the device's 12 steps missing)"),
+        ("negative", "has latency_s -1e-06; must be >= 0"),
+    ],
+)
+def test_bad_profile_is_refused_naming_the_field(tmp_path, capsys, kind, expected):
+    path = _profile(tmp_path, **{kind: True})
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        yaml.safe_dump({"kind": "edge", "devices": [{"name": "d", "device": {"profile_csv": str(path)}}]})
+    )
+    assert main(["validate", str(scenario)]) == 2
+    err = capsys.readouterr().err
+    assert "devices.0.device.profile_csv" in err and expected in err, err

@@ -26,10 +26,8 @@ def edge_results(world: EdgeWorld) -> tuple[dict[str, float], dict[str, pd.DataF
     unserved_late = sum(world.unserved_late)
     # device energy (busy, idle, switching) plus the radio's while uploading offloaded requests
     energy = np.array([d.energy_j for d in world.devices]) + np.array(world.radio_j)
-    # busy energy from each point's constant power; idle likewise; switching is the rest
-    busy_j = np.array(
-        [sum(d.config.power_w(p, busy=True) * t for p, t in zip(d.points, d.busy_s)) for d in world.devices]
-    )
+    # busy energy as each device drew it; idle at its constant power; switching is the rest
+    busy_j = np.array([d.busy_j for d in world.devices])
     idle_j = np.array([d.config.idle_power_w * d.idle_s for d in world.devices])
     depleted = [d.depleted_at_s for d in world.devices if d.depleted_at_s is not None]
     finished = completed + unserved_late

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from devices.edge import EdgeDevice
+from devices.edge import EdgeDevice, read_profile
 from policies.dvfs.base import Work
 from policies.exit.base import Calibration
+from sim.errors import ConfigError
 from sim.kernel import Kernel
 from sim.recorder import Table
 from workloads.cache import ArrayStore
@@ -81,6 +82,42 @@ class SamplePlan:
     policy without predictions runs as one stretch.
     """
 
+    def profiled(self, model: ExitModel, profile: dict, where: str) -> list[list[tuple[list, list]]]:
+        """Per sample and phase, from a measured per-layer profile: (seconds, mean watts) per point."""
+        parts = []
+        for layers in (model.segments, model.heads):
+            latency, energy = [], []
+            for part in layers:
+                rows = []
+                for layer in part:
+                    if layer.name not in profile:
+                        raise ConfigError(
+                            f"{where}: no row for layer {layer.name!r} of model {model.name!r}; "
+                            f"its layers: {', '.join(x.name for p in model.segments for x in p)[:200]} ..."
+                        )
+                    rows.append(profile[layer.name])
+                lat = np.array([r[0] for r in rows]).reshape(len(rows), -1)
+                watts = np.array([r[1] for r in rows]).reshape(len(rows), -1)
+                latency.append(lat.sum(0))
+                energy.append((lat * watts).sum(0))
+            parts.append((np.array(latency), np.array(energy)))
+        (seg_s, seg_j), (head_s, head_j) = parts
+        heads = self._heads.astype(float)[:, :, None]
+        zero = np.zeros((len(heads), 1, seg_s.shape[1]))
+        up_s = np.concatenate([zero, np.cumsum(seg_s, 0)[None] + np.cumsum(heads * head_s[None], 1)], 1)
+        up_j = np.concatenate([zero, np.cumsum(seg_j, 0)[None] + np.cumsum(heads * head_j[None], 1)], 1)
+        out = []
+        for i, bounds in enumerate(self._bounds):
+            phases = []
+            for begin, end in bounds:
+                seconds = up_s[i, end] - up_s[i, begin]
+                watts = np.divide(
+                    up_j[i, end] - up_j[i, begin], seconds, out=np.zeros_like(seconds), where=seconds > 0
+                )
+                phases.append((seconds.tolist(), watts.tolist()))
+            out.append(phases)
+        return out
+
     def __init__(self, model: ExitModel, policy: Any):
         seg_macs, seg_bytes, head_macs, head_bytes = part_costs(model)
         seg_layers, head_layers = part_layers(model)
@@ -107,6 +144,7 @@ class SamplePlan:
         self.full_layers = int(np.sum(seg_layers) + head_layers[-1])
         last = n_exits - 1
         self.phases: list[tuple[tuple[float, float, int, int, int], ...]] = []
+        self._heads, self._bounds = plan.heads_evaluated, []  # per sample: (begin, end) of each phase
         made_at = np.empty((0, n), int) if plan.prediction_at is None else plan.prediction_at
         made_to = np.empty((0, n), int) if plan.prediction_to is None else plan.prediction_to
         jump_macs = extra / np.maximum((np.where(made_at >= 0, made_to - made_at, 0)).sum(0), 1)
@@ -114,7 +152,9 @@ class SamplePlan:
             stops = [(a, t) for a, t in zip(made_at[:, i].tolist(), made_to[:, i].tolist()) if a >= 0]
             ends = [a for a, _ in stops] + [int(exit_index[i])]
             phases, begin, jump, remaining = [], 0, 0, 0
+            self._bounds.append([])
             for k, end in enumerate(ends):
+                self._bounds[i].append((begin, end + 1))
                 predictor = (stops[k][1] - stops[k][0]) * jump_macs[i] if k < len(stops) else 0.0
                 phase_macs = up_macs[i, end + 1] - up_macs[i, begin] + predictor
                 phase_bytes = up_bytes[i, end + 1] - up_bytes[i, begin]
@@ -139,12 +179,21 @@ class EdgeWorld:
         self.model = load_exit_model(spec.model)
         self.plan = SamplePlan(self.model, spec.exit_policy.build())
         self.governor = spec.dvfs.build()
+        self._profiled: list[list | None] = []  # per device: SamplePlan.profiled, or None (analytic)
         self.devices: list[EdgeDevice] = []
         self.names: list[str] = []
         self.groups: list[Any] = []
+        profiled = {}
+        for i, group in enumerate(spec.devices):
+            if group.device.profile_csv is not None:
+                where = f"devices.{i}.device.profile_csv"
+                freqs = [p.freq_hz for p in group.device.points]
+                profile = read_profile(group.device.profile_csv, where, freqs)
+                profiled[group.name] = self.plan.profiled(self.model, profile, where)
         for group in spec.devices:
             for k in range(group.count):
                 self.devices.append(EdgeDevice(self.env, group.device))
+                self._profiled.append(profiled.get(group.name))
                 self.names.append(group.name if group.count == 1 else f"{group.name}{k}")
                 self.groups.append(group)
         self.requests = Table(REQUEST_COLUMNS)
@@ -196,6 +245,7 @@ class EdgeWorld:
         work = Work(full_macs, full_bytes, full_macs, full_bytes, plan.full_layers)  # no exit known yet
         on_prediction = getattr(governor, "on_prediction", None)  # a re-planning governor (Replanning)
         after_exit = getattr(governor, "after_exit", None)
+        measured = self._profiled[index]
         upcoming = next(times)[0]
         while True:
             while upcoming <= env.now and upcoming < end:  # what has arrived joins the queue
@@ -226,7 +276,12 @@ class EdgeWorld:
                     step = on_prediction(points, jump, remaining, device)
                     if step != device.current and not (yield device.switch_to(step)):
                         return
-                if not (yield device.execute(device.execution_s(macs, moved, device.current, layers))):
+                if measured is None:
+                    run = device.execute(device.execution_s(macs, moved, device.current, layers))
+                else:  # the profile's seconds and mean watts of this phase's layers at this point
+                    seconds, watts = measured[s][k]
+                    run = device.execute(seconds[device.current], watts[device.current])
+                if not (yield run):
                     return
             self._in_service[index] = None
             dev(index)
