@@ -14,7 +14,10 @@ measured median next to the ``host`` preset's simulated latency of the same laye
 within 15 %); ``--fit`` also prints the least-squares ``host`` constants from these
 measurements (time = MACs / rate + layers * overhead), which is how the preset was set.
 
-    python benchmarks/edge.py [--requests 200000] [--latency [--fit]]
+With ``--study`` it runs the small exit study of docs/multiexit.md instead (edge_shapes,
+2 s, seeds 0-2, both fine-grained networks, Nano and mobile CPU) and prints its table.
+
+    python benchmarks/edge.py [--requests 200000] [--latency [--fit]] [--study]
 """
 
 from __future__ import annotations
@@ -117,13 +120,63 @@ def latency(fit: bool, repeats: int) -> None:
         )
 
 
+STUDY = [
+    ("none", "performance"),
+    ("entropy", "performance"),
+    ("max_softmax", "performance"),
+    ("patience", "performance"),
+    ("budgeted", "performance"),
+    ("entropy", "deadline_aware"),
+    ("predictive_exit", "performance"),
+    ("predictive_exit", "predictive"),
+]
+
+
+def small_study(seeds: tuple[int, ...] = (0, 1, 2)) -> None:
+    """Every policy of STUDY per network and device; Predictive Exit + DVFS against the plain
+    network and SDN, paired over the seeds (95 % t interval)."""
+    base = ROOT / "scenarios" / "edge" / "edge_shapes.yaml"
+    t975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}[len(seeds)]
+    for model in FINE_MODELS:
+        for preset in ("jetson_nano_gpu", "mobile_cpu"):
+            runs = {}
+            for exit_policy, governor in STUDY:
+                sets = [f"model={model}", f"devices.0.device.preset={preset}", "duration_s=2.0"]
+                sets += [f"exit_policy.name={exit_policy}", f"dvfs.name={governor}"]
+                runs[exit_policy, governor] = rows = [
+                    run(load_spec(base, sets), seed=s).summary for s in seeds
+                ]
+                mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
+                mj = {k: 1e3 * mean[f"{k}energy_per_inference_j"] for k in ("", "active_", "idle_")}
+                print(
+                    f"{model} {preset} {exit_policy}+{governor}: accuracy {mean['accuracy']:.4f} "
+                    f"+-{mean['accuracy_ci95']:.4f}, energy/inference {mj['']:.3f} mJ (active "
+                    f"{mj['active_']:.3f}, idle {mj['idle_']:.3f}), {mean['flops_per_inference'] / 1e6:.2f} "
+                    f"MFLOPs, misses {100 * mean['deadline_miss_rate']:.1f} %",
+                    flush=True,
+                )
+            ours = runs["predictive_exit", "predictive"]
+            for label, other in (("plain", ("none", "performance")), ("SDN", ("max_softmax", "performance"))):
+                for metric in ("energy_per_inference_j", "flops_per_inference"):
+                    change = [100 * (o[metric] / b[metric] - 1) for o, b in zip(ours, runs[other])]
+                    half = t975 * statistics.stdev(change) / len(change) ** 0.5
+                    mean_change = statistics.mean(change)
+                    print(
+                        f"  predictive_exit+predictive vs {label}: {metric} {mean_change:+.1f} % +-{half:.1f}"
+                    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--latency", action="store_true", help="host latency: measured vs simulated")
     parser.add_argument("--fit", action="store_true", help="with --latency: print the fitted host constants")
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--study", action="store_true", help="the small exit study of docs/multiexit.md")
     args = parser.parse_args()
+    if args.study:
+        small_study()
+        return
     if args.latency:
         latency(args.fit, args.repeats)
         return
