@@ -11,16 +11,24 @@ assumptions, documented in ``docs/edge_devices.md``):
   clock is gated, so the frequency does not matter; leakage at the parked voltage is
   folded into the constant). ``idle_power_w`` may not exceed the busy power at the
   lowest point.
-- **Execution time.** ``macs / (macs_per_cycle * f) + bytes / memory_bandwidth_bytes_per_s``:
-  compute scales with 1/f, memory does not. The two are added, not overlapped
-  (``max``): batch-1 edge inference alternates compute- and memory-bound layers,
-  and the sum is linear in the work, so the time of summed layers equals the sum of
-  their times and a caller may pass whole networks or any run of layers.
+- **Execution time.** ``macs / (peak_fraction * macs_per_cycle * f) + bytes /
+  memory_bandwidth_bytes_per_s + layers * layer_overhead_s``: compute scales with 1/f,
+  memory does not; ``peak_fraction`` is the share of the peak MAC rate a batch-1 layer
+  achieves, ``layer_overhead_s`` the fixed cost of each layer (kernel launch, framework
+  dispatch, synchronisation), independent of the clock. The terms are added, not
+  overlapped (``max``): batch-1 edge inference alternates compute- and memory-bound
+  layers, and the sum is linear in the work, so the time of summed layers equals the sum
+  of their times and a caller may pass whole networks or any run of layers.
 - **Switching.** Moving to another point takes ``switch_latency_s``, during which the
   device does no work and draws ``idle_power_w`` plus ``switch_energy_j`` spread
   evenly over the latency (with zero latency the switch energy is charged at once).
 - **Voltages.** No public voltage table exists for the presets: a preset's voltages
   lie on a line from ``v_min_v`` at its lowest frequency to ``v_max_v`` at its highest.
+- **Measured profile.** ``profile_csv`` (columns ``layer, freq_hz, latency_s, power_w``, one
+  row per layer of the model and frequency step of the device) replaces the analytic time
+  and power of the work: a stretch of layers takes the sum of their measured latencies at
+  the point and draws their latency-weighted mean power. Governors still estimate with the
+  analytic constants; switching, idle power and the battery are as above.
 - **Battery.** ``battery_j`` (None: mains powered). The device is depleted at the
   exact moment its energy reaches the battery, found within the running stretch
   (power is constant on a stretch); from then on it draws nothing and serves nothing.
@@ -34,11 +42,13 @@ from collections.abc import Sequence
 from numbers import Integral
 from typing import Annotated, Any
 
+import numpy as np
 import simpy
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from simpy.events import Timeout
 
-from sim.config import SUBFIELD_MARK, StrictModel, problems_of
+from sim.config import SUBFIELD_MARK, StrictModel, check_file, problems_of
+from sim.errors import ConfigError
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -65,6 +75,24 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "idle_power_w": 1.25,
         "switch_latency_s": 200e-6,
         "switch_energy_j": 100e-6,
+        "peak_fraction": 0.3,  # small batch-1 convolutions keep a few of the 128 cores busy
+        "layer_overhead_s": 10e-6,  # a CUDA kernel launch and its share of synchronisation
+    },
+    "jetson_nano_gpu_5w": {
+        # the Nano's 5 W mode (nvpmodel 1): GPU capped at 640 MHz, so the steps up to 614.4 MHz,
+        # and 2 of the 4 CPU cores online, which launch kernels more slowly
+        "freqs_hz": _mhz("76.8 153.6 230.4 307.2 384.0 460.8 537.6 614.4"),
+        "v_min_v": 0.70,
+        "v_max_v": 0.95,  # on the 10 W mode's line at 614.4 MHz
+        "macs_per_cycle": 128.0,
+        "memory_bandwidth_bytes_per_s": 18e9,
+        "p_static_w": 1.0,  # two CPU cores fewer
+        "c_eff_f": 5.0e-9,
+        "idle_power_w": 0.9,
+        "switch_latency_s": 200e-6,
+        "switch_energy_j": 100e-6,
+        "peak_fraction": 0.3,
+        "layer_overhead_s": 15e-6,
     },
     "jetson_xavier_gpu": {
         # the reference's 14 AGX Xavier GPU steps, 114.75 ... 1377 MHz
@@ -81,6 +109,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "idle_power_w": 3.0,
         "switch_latency_s": 200e-6,
         "switch_energy_j": 200e-6,
+        "peak_fraction": 0.25,
+        "layer_overhead_s": 8e-6,
     },
     "mobile_cpu": {
         # a 4-core big cluster (Cortex-A76 class), 600 MHz ... 2.4 GHz in 300 MHz steps
@@ -94,6 +124,25 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "idle_power_w": 0.3,
         "switch_latency_s": 50e-6,
         "switch_energy_j": 20e-6,
+        "peak_fraction": 0.3,
+        "layer_overhead_s": 5e-6,  # an operator dispatch of a mobile inference runtime
+    },
+    "host": {
+        # one core of the machine the testbed was calibrated on (AMD EPYC, Zen 4, 2.6 GHz),
+        # running torch eagerly at batch 1 on one thread; no DVFS is visible in a VM: one step
+        "freqs_hz": _mhz("2600"),
+        "v_min_v": 1.0,
+        "v_max_v": 1.0,
+        "macs_per_cycle": 16.0,  # two 256-bit FMA pipes, 8 FP32 lanes each
+        "memory_bandwidth_bytes_per_s": 20e9,  # one core's share of DDR5, assumed
+        "p_static_w": 2.0,  # power constants assumed (no power sensor in a VM)
+        "c_eff_f": 1.5e-9,
+        "idle_power_w": 1.5,
+        "switch_latency_s": 0.0,
+        "switch_energy_j": 0.0,
+        # fitted by ``python benchmarks/edge.py --latency --fit`` (docs/edge_devices.md)
+        "peak_fraction": 0.53,
+        "layer_overhead_s": 10.5e-6,
     },
 }
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
@@ -157,7 +206,10 @@ class EdgeDeviceConfig(StrictModel):
     idle_power_w: NonNegative
     switch_latency_s: NonNegative
     switch_energy_j: NonNegative
+    peak_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+    layer_overhead_s: NonNegative = 0.0
     battery_j: Positive | None = None
+    profile_csv: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -218,6 +270,9 @@ class EdgeDeviceConfig(StrictModel):
                     f"{key}: must equal {where} {end.voltage_v:g} (it shapes a preset's table; leave it "
                     f"out when giving points) (got {given:g})"
                 )
+        if self.profile_csv is not None:
+            freqs = [p.freq_hz for p in self.points]
+            check_file(self.profile_csv, "profile_csv", lambda path, field: read_profile(path, field, freqs))
         lowest_w = self.power_w(self.points[0], busy=True)
         if self.idle_power_w > lowest_w:
             problems.append(
@@ -234,9 +289,57 @@ class EdgeDeviceConfig(StrictModel):
             return self.idle_power_w
         return self.p_static_w + self.c_eff_f * point.voltage_v**2 * point.freq_hz
 
-    def execution_s(self, macs: float, bytes_moved: float, point: OperatingPoint) -> float:
-        """Time to run ``macs`` and move ``bytes_moved`` at ``point``: compute (1/f) plus memory time."""
-        return macs / (self.macs_per_cycle * point.freq_hz) + bytes_moved / self.memory_bandwidth_bytes_per_s
+    def execution_s(self, macs: float, bytes_moved: float, point: OperatingPoint, layers: int = 0) -> float:
+        """Time to run ``layers`` layers of ``macs`` moving ``bytes_moved`` at ``point``: compute
+        (1/f), memory and per-layer overhead."""
+        compute_s = macs / (self.peak_fraction * self.macs_per_cycle * point.freq_hz)
+        return compute_s + bytes_moved / self.memory_bandwidth_bytes_per_s + layers * self.layer_overhead_s
+
+
+def read_profile(
+    path: str, field: str, freqs_hz: Sequence[float]
+) -> dict[str, tuple[list[float], list[float]]]:
+    """A measured per-layer profile: layer -> (latency_s, power_w) per frequency step, slowest
+    first. Refused (ConfigError naming ``field``, one line per problem): missing columns,
+    negative or non-finite latencies or powers, a frequency that is not a step of the
+    device, a layer without a row for every step."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{field}: cannot parse {path!r} as CSV ({exc})") from None
+    missing = {"layer", "freq_hz", "latency_s", "power_w"} - set(table.columns)
+    if missing:
+        raise ConfigError(f"{field}: {path!r} lacks the column(s) {sorted(missing)}")
+    problems = []
+    for column in ("latency_s", "power_w", "freq_hz"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        for row in np.flatnonzero(~(np.isfinite(values) & (values >= 0))).tolist()[:3]:
+            problems.append(f"{field}: row {row + 2} has {column} {table[column].iloc[row]}; must be >= 0")
+    if problems:
+        raise ConfigError(problems)
+    steps = {round(f) for f in freqs_hz}
+    extra = sorted({round(f) for f in table["freq_hz"]} - steps)
+    if extra:
+        problems.append(f"{field}: frequency {extra[0] / MHZ:g} MHz is not a step of the device")
+    profile = {}
+    for layer, rows in table.groupby("layer", sort=False):
+        by_freq = {
+            round(f): (lat, w) for f, lat, w in zip(rows["freq_hz"], rows["latency_s"], rows["power_w"])
+        }
+        absent = [f for f in sorted(steps) if f not in by_freq]
+        if absent:
+            problems.append(
+                f"{field}: layer {layer!r} has no row for {absent[0] / MHZ:g} MHz "
+                f"({len(absent)} of the device's {len(steps)} steps missing)"
+            )
+            continue
+        ordered = [by_freq[f] for f in sorted(steps)]
+        profile[str(layer)] = ([lat for lat, _ in ordered], [w for _, w in ordered])
+    if problems:
+        raise ConfigError(problems[:5])
+    return profile
 
 
 IDLE, BUSY, SWITCHING, DEPLETED, FINISHED = "idle", "busy", "switching", "depleted", "finished"
@@ -274,7 +377,7 @@ class EdgeDevice:
         self.points = config.points
         self.current = self._check_index(start_point)
         self.switch_latency_s = config.switch_latency_s
-        self._macs_per_s = [config.macs_per_cycle * p.freq_hz for p in self.points]
+        self._macs_per_s = [config.peak_fraction * config.macs_per_cycle * p.freq_hz for p in self.points]
         self._busy_w = [config.power_w(p, busy=True) for p in self.points]
         self._idle_w = config.idle_power_w
         self._switch_w = config.idle_power_w + (
@@ -289,6 +392,7 @@ class EdgeDevice:
         self._token = 0  # counts stretches; an idle stretch's depletion timer checks it
         self._target = self.current  # the point a running switch goes to
         self.busy_s = [0.0] * len(self.points)
+        self.busy_j = 0.0  # energy drawn while executing
         self.idle_s = 0.0
         self.switch_s = 0.0
         self.switches = 0
@@ -304,9 +408,14 @@ class EdgeDevice:
         """Energy drawn so far: the integral of power from the start to now (or to the end)."""
         return self._closed_j + self._power_w * (self.env.now - self._t0)
 
-    def execution_s(self, macs: float, bytes_moved: float, point_index: int) -> float:
+    def execution_s(self, macs: float, bytes_moved: float, point_index: int, layers: int = 0) -> float:
         """Time to run the work at point ``point_index`` (see :meth:`EdgeDeviceConfig.execution_s`)."""
-        return macs / self._macs_per_s[point_index] + bytes_moved / self.config.memory_bandwidth_bytes_per_s
+        config = self.config
+        return (
+            macs / self._macs_per_s[point_index]
+            + bytes_moved / config.memory_bandwidth_bytes_per_s
+            + layers * config.layer_overhead_s
+        )
 
     def utilisation(self, window_s: float) -> float:
         """Share of the last ``window_s`` (or of the time since the start, if shorter) spent executing.
@@ -344,15 +453,17 @@ class EdgeDevice:
             return Timeout(self.env, 0, value=True)
         return self._start(SWITCHING, self._switch_w, self.switch_latency_s, self._switch_done)
 
-    def execute(self, duration_s: float) -> Timeout:
-        """Run for ``duration_s`` at the current point; the event fires when done (or depleted)."""
+    def execute(self, duration_s: float, power_w: float | None = None) -> Timeout:
+        """Run for ``duration_s`` at the current point (drawing its busy power, or ``power_w``
+        where a measured profile gives it); the event fires when done (or depleted)."""
         if not 0 <= duration_s < math.inf:
             raise ValueError(f"duration_s must be finite and >= 0 (got {duration_s!r})")
         if self.state in (DEPLETED, FINISHED):
             return Timeout(self.env, 0, value=False)
         self._check_idle("execute")
         self._close(self.env.now)
-        return self._start(BUSY, self._busy_w[self.current], duration_s, self._busy_done)
+        power = self._busy_w[self.current] if power_w is None else power_w
+        return self._start(BUSY, power, duration_s, self._busy_done)
 
     def finish(self, end_s: float) -> None:
         """Close the books at ``end_s``: charge the running stretch up to then, or to depletion if sooner."""
@@ -425,6 +536,7 @@ class EdgeDevice:
         self._closed_j += self._power_w * dt
         if self.state == BUSY:
             self.busy_s[self.current] += dt
+            self.busy_j += self._power_w * dt
             log = self._busy_log
             log.append((self._t0, t))
             horizon = t - self._history_s

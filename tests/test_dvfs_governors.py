@@ -14,7 +14,7 @@ POINTS = [OperatingPoint(freq_hz=f * 1e9, voltage_v=v) for f, v in ((1, 0.6), (2
 
 
 class FakeDevice:
-    """One MAC per cycle, no memory time; fixed utilisation."""
+    """One MAC per cycle, no memory time, 0.1 s per layer; fixed utilisation."""
 
     def __init__(self, current=0, utilisation=0.0, switch_latency_s=0.0):
         self.current = current
@@ -22,8 +22,8 @@ class FakeDevice:
         self._utilisation = utilisation
         self.windows = []
 
-    def execution_s(self, macs, bytes_moved, point_index):
-        return macs / POINTS[point_index].freq_hz
+    def execution_s(self, macs, bytes_moved, point_index, layers=0):
+        return macs / POINTS[point_index].freq_hz + 0.1 * layers
 
     def utilisation(self, window_s):
         self.windows.append(window_s)
@@ -62,6 +62,12 @@ def test_deadline_aware_picks_the_lowest_feasible_point():
     assert _select("deadline_aware", work, deadline_s=9.0, now=10.0) == 3  # already late
 
 
+def test_deadline_aware_counts_the_layer_overhead():
+    work = Work(0, 0, 4e9, 0, full_layers=5)  # 1 s at 4 GHz, 1.33 s at 3 GHz, plus 0.5 s of layers
+    assert _select("deadline_aware", work, deadline_s=1.9) == 2
+    assert _select("deadline_aware", work, deadline_s=1.6) == 3
+
+
 def test_deadline_aware_counts_the_switch_latency():
     work = Work(0, 0, 5e9, 0)
     # 2.5 s at 2 GHz fits 2.55 s only without the 0.1 s switch
@@ -69,13 +75,18 @@ def test_deadline_aware_counts_the_switch_latency():
     assert _select("deadline_aware", work, 2.55, device=FakeDevice(0, switch_latency_s=0.1)) == 2
 
 
-def test_predictive_picks_a_lower_point_than_deadline_aware_when_an_early_exit_is_predicted():
-    work = Work(macs=2e9, bytes_moved=0, full_macs=5e9, full_bytes_moved=0)  # exit predicted at 40%
-    full = _select("deadline_aware", work, deadline_s=2.0)
-    predicted = _select("predictive", work, deadline_s=2.0)
-    assert (full, predicted) == (2, 0)  # 5e9 needs 3 GHz; 2e9 fits at 1 GHz
-    no_exit = Work(5e9, 0, 5e9, 0)
-    assert _select("predictive", no_exit, deadline_s=2.0) == full
+def test_predictive_sets_f_max_times_jump_over_remaining_at_each_prediction():
+    governor = registry.get("dvfs", "predictive")()
+    device = FakeDevice(current=3)
+    assert governor.select(POINTS, ONE_GIGA_MAC, 1.0, 0.0, device) == 3  # before any prediction: f_max
+    # f_max = 4 GHz: jump 1 of 4 left -> 1 GHz; 2 of 4 -> 2 GHz; 3 of 5 -> 2.4 GHz, nearest 2 GHz
+    assert governor.on_prediction(POINTS, 1, 4, device) == 0
+    assert governor.on_prediction(POINTS, 2, 4, device) == 1
+    assert governor.on_prediction(POINTS, 3, 5, device) == 1
+    assert governor.on_prediction(POINTS, 5, 8, device) == 2  # 2.5 GHz: a tie goes to the higher step
+    assert governor.on_prediction(POINTS, 1, 40, device) == 0  # below the lowest step: the lowest
+    assert governor.on_prediction(POINTS, 4, 4, device) == 3
+    assert governor.after_exit(POINTS, device) == 3
 
 
 def test_ondemand_reacts_to_utilisation():

@@ -61,6 +61,31 @@ def test_compute_time_scales_with_one_over_f_and_memory_time_does_not():
     assert device.execution_s(4e9, 3e9, 2) == pytest.approx(3.1)
 
 
+def test_achievable_fraction_of_peak_and_per_layer_overhead():
+    cfg = _config(peak_fraction=0.25, layer_overhead_s=1e-3)
+    slow = cfg.points[0]
+    assert cfg.execution_s(4e9, 0, slow) == pytest.approx(1.6)  # a quarter of the peak rate
+    assert cfg.execution_s(4e9, 0, slow, layers=10) == pytest.approx(1.61)  # plus 1 ms per layer
+    assert cfg.execution_s(0, 0, cfg.points[2], layers=10) == pytest.approx(0.01)  # not scaled by f
+    assert EdgeDevice(simpy.Environment(), cfg).execution_s(4e9, 0, 0, 10) == pytest.approx(1.61)
+    problems = _problems({**_config().model_dump(), "peak_fraction": 1.5, "layer_overhead_s": -1})
+    assert len(problems) == 2 and all(
+        p.startswith(("device.peak_fraction", "device.layer_overhead_s")) for p in problems
+    )
+
+
+def test_every_preset_has_overhead_and_the_nano_5w_mode_is_capped():
+    for name in PRESET_NAMES:
+        cfg = EdgeDeviceConfig(preset=name)
+        assert 0 < cfg.peak_fraction <= 1 and cfg.layer_overhead_s > 0
+    five, ten = EdgeDeviceConfig(preset="jetson_nano_gpu_5w"), EdgeDeviceConfig(preset="jetson_nano_gpu")
+    assert five.points[-1].freq_hz <= 640e6 < ten.points[-1].freq_hz
+    assert [p.freq_hz for p in five.points] == [p.freq_hz for p in ten.points if p.freq_hz <= 640e6]
+    assert five.power_w(five.points[-1], True) < ten.power_w(ten.points[-1], True)
+    assert five.layer_overhead_s > ten.layer_overhead_s  # two CPU cores launch the kernels
+    assert len(EdgeDeviceConfig(preset="host").points) == 1
+
+
 def test_presets_have_the_reference_frequency_steps():
     nano = EdgeDeviceConfig(preset="jetson_nano_gpu")
     assert [p.freq_hz for p in nano.points] == [round(m * 1e6) for m in NANO_MHZ]

@@ -36,6 +36,24 @@ def test_requests_and_energy_add_up(exit_policy, governor):
     assert dev["busy_s"].sum() + dev["idle_s"].sum() + dev["switch_s"].sum() == pytest.approx(2.0)
 
 
+def test_energy_splits_into_active_and_idle_and_costs_rank_lower_is_better():
+    from sim import registry
+
+    result = _run()
+    s, dev = result.summary, result.tables["devices"]
+    per = s["active_energy_per_inference_j"] + s["idle_energy_per_inference_j"]
+    assert per == pytest.approx(s["energy_per_inference_j"], rel=1e-12)
+    assert (
+        dev["idle_energy_j"].sum() > 0
+        and 0 < dev["busy_energy_j"].sum() <= s["energy_j"] - dev["idle_energy_j"].sum()
+    )
+    n, acc = s["completed"], s["accuracy"]
+    assert s["accuracy_ci95"] == pytest.approx(1.96 * (acc * (1 - acc) / n) ** 0.5)
+    directions = registry.get("scenario", "edge").metric_directions
+    costs = [m for m in s if m.startswith(("energy", "active_energy", "idle_energy", "flops", "latency"))]
+    assert len(costs) == 7 and all(directions[m] == "lower" for m in costs)
+
+
 def test_accuracy_replays_the_inference_cache():
     from workloads.multiexit import load_exit_model
 
@@ -59,11 +77,20 @@ def test_same_seed_same_results():
     assert json.dumps(a.summary) == json.dumps(b.summary) != json.dumps(c.summary)
 
 
-def test_predictive_dvfs_runs_slower_when_an_early_exit_is_predicted():
-    slow = _run("dvfs.name=predictive").tables["points"]
-    fast = _run("dvfs.name=deadline_aware").tables["points"]
-    mean_freq = [(p["freq_hz"] * p["busy_s"]).sum() / p["busy_s"].sum() for p in (slow, fast)]
-    assert mean_freq[0] < mean_freq[1]
+def test_predictive_dvfs_re_sets_the_frequency_at_each_prediction():
+    both = _run("exit_policy.params.beta=0.9", "exit_policy.params.max_round=2")
+    points, dev = both.tables["points"], both.tables["devices"]
+    assert points["busy_s"].iloc[:-1].sum() > 0  # predicted jumps ran below f_max ...
+    assert dev["switches"].sum() > 0 and dev["switch_s"].sum() > 0  # ... and each change cost a switch
+    fast = _run("exit_policy.params.beta=0.9", "exit_policy.params.max_round=2", "dvfs.name=performance")
+    assert fast.tables["devices"]["switches"].sum() == 1  # the device starts at the lowest point
+    assert fast.summary["accuracy"] == both.summary["accuracy"]
+    assert fast.summary["flops_per_inference"] == both.summary["flops_per_inference"]
+    # with no predictions it is the performance governor
+    plain = [
+        _run("exit_policy.name=max_softmax", f"dvfs.name={g}").summary for g in ("predictive", "performance")
+    ]
+    assert json.dumps(plain[0]) == json.dumps(plain[1])
 
 
 BAD = {
@@ -88,6 +115,10 @@ BAD = {
     "threshold above one": (
         {"exit_policy": {"name": "max_softmax", "params": {"q": 1.5}}},
         "exit_policy.params.q",
+    ),
+    "beta at one": (
+        {"exit_policy": {"name": "predictive_exit", "params": {"beta": 1.0}}},
+        "exit_policy.params.beta",
     ),
     "unknown model": ({"model": "resnet_imagenet"}, "model: unknown multi-exit model"),
     "unknown governor": ({"dvfs": {"name": "turbo"}}, "dvfs.name: 'turbo' is not a registered dvfs policy"),
@@ -142,7 +173,81 @@ def test_exit_index_beyond_the_network(tmp_path, capsys):
     assert "exit_policy.params.exit_index: 7 is beyond the network's exits (0..3)" in err
 
 
+@pytest.mark.parametrize(
+    "field,value,expected",
+    [
+        ("max_round", 9, "exit_policy.params.max_round: 9 is more predictions than exits after start_exit 0"),
+        ("start_exit", 3, "exit_policy.params.start_exit: 3 leaves no exit to predict; allowed 0..2"),
+    ],
+)
+def test_predictive_exit_beyond_the_network(capsys, field, value, expected):
+    sets = [f"exit_policy.params.{field}={value}", "duration_s=0.1"]
+    code = main(
+        ["run", SCENARIO, *(a for s in sets for a in ("--set", s)), "--no-report", "--out", "/tmp/never"]
+    )
+    assert code == 2 and expected in capsys.readouterr().err
+
+
 def test_fixed_exit_truncates_the_network():
     first = _run("exit_policy.name=fixed", "exit_policy.params.exit_index=0").summary
     full = _run("exit_policy.name=none").summary
     assert first["mean_exit_index"] == 0 and first["flops_per_inference"] < full["flops_per_inference"]
+
+
+def _profile(tmp_path, drop_step=False, negative=False):
+    """A per-layer profile of resnet_digits on the Nano, written from the analytic model itself."""
+    from devices.edge import EdgeDeviceConfig
+    from workloads.multiexit import load_exit_model
+
+    nano, model = EdgeDeviceConfig(preset="jetson_nano_gpu"), load_exit_model("resnet_digits")
+    rows = ["layer,freq_hz,latency_s,power_w"]
+    for layer in (x for parts in (model.segments, model.heads) for part in parts for x in part):
+        moved = layer.weight_bytes + layer.input_bytes + layer.output_bytes
+        for i, point in enumerate(nano.points):
+            if drop_step and i == 3 and layer is model.heads[0][0]:
+                continue
+            latency = -1e-6 if negative and i == 0 else nano.execution_s(layer.macs, moved, point, 1)
+            rows.append(f"{layer.name},{point.freq_hz},{latency!r},{nano.power_w(point, busy=True)!r}")
+    path = tmp_path / "profile.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_a_measured_profile_replaces_the_analytic_device(tmp_path):
+    path = _profile(tmp_path)
+    sets = ["exit_policy.name=max_softmax", "dvfs.name=ondemand"]
+    analytic = _run(*sets).summary
+    measured = _run(*sets, f"devices.0.device.profile_csv={path}").summary
+    for metric in ("energy_j", "latency_p50_s", "latency_p99_s", "completed", "accuracy"):
+        assert measured[metric] == pytest.approx(analytic[metric], rel=1e-9), metric
+    slower = tmp_path / "slower.csv"  # twice the measured latency: twice the busy time
+    text = path.read_text().splitlines()
+    rows = [text[0]] + [
+        ",".join([*r.split(",")[:2], repr(2 * float(r.split(",")[2])), r.split(",")[3]]) for r in text[1:]
+    ]
+    slower.write_text("\n".join(rows) + "\n")
+    busy = [
+        _run(*sets, "dvfs.name=performance", f"devices.0.device.profile_csv={p}")
+        .tables["devices"]["busy_s"]
+        .sum()
+        for p in (path, slower)
+    ]
+    assert busy[1] == pytest.approx(2 * busy[0], rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "kind,expected",
+    [
+        ("drop_step", "has no row for 307.2 MHz (1 of the device's 12 steps missing)"),
+        ("negative", "has latency_s -1e-06; must be >= 0"),
+    ],
+)
+def test_bad_profile_is_refused_naming_the_field(tmp_path, capsys, kind, expected):
+    path = _profile(tmp_path, **{kind: True})
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        yaml.safe_dump({"kind": "edge", "devices": [{"name": "d", "device": {"profile_csv": str(path)}}]})
+    )
+    assert main(["validate", str(scenario)]) == 2
+    err = capsys.readouterr().err
+    assert "devices.0.device.profile_csv" in err and expected in err, err

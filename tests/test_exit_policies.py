@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from policies.exit.base import Calibration, accuracy, mean_macs
+from policies.exit.base import Calibration, accuracy, first_true, mean_macs
 from sim import registry
+from sim.errors import ConfigError
 
 N_EXITS, N_CLASSES = 4, 10
 
@@ -26,7 +27,7 @@ def synthetic(n: int, seed: int):
 
 
 CALIB = Calibration(
-    *synthetic(2000, 1), segment_macs=np.array([4.0, 4, 4, 4]), head_macs=np.array([0.2, 0.2, 0.2, 0.2])
+    *synthetic(2000, 1), segment_macs=np.array([4e6, 4e6, 4e6, 4e6]), head_macs=np.array([2e5, 2e5, 2e5, 2e5])
 )
 TEST_PROBS, TEST_LABELS = synthetic(2000, 2)
 
@@ -44,7 +45,7 @@ def test_none_runs_the_whole_network():
     assert plan.heads_evaluated.sum(1).tolist() == [1] * len(TEST_LABELS)
 
 
-@pytest.mark.parametrize("name", ["entropy", "max_softmax", "patience", "predictive_exit"])
+@pytest.mark.parametrize("name", ["entropy", "max_softmax", "patience"])
 def test_calibrated_policies_keep_accuracy_and_save_work(name):
     full = accuracy(fitted("none").plan(TEST_PROBS), TEST_PROBS, TEST_LABELS)
     plan = fitted(name, max_accuracy_loss=0.01).plan(TEST_PROBS)
@@ -53,17 +54,94 @@ def test_calibrated_policies_keep_accuracy_and_save_work(name):
     assert cost < mean_macs(fitted("none").plan(TEST_PROBS), CALIB.segment_macs, CALIB.head_macs)
 
 
-def test_predictive_exit_skips_the_heads_in_between():
-    predictive = fitted("predictive_exit", max_accuracy_loss=0.01)
-    plan = predictive.plan(TEST_PROBS)
-    # it learned the structure: the predicted exit is the difficulty for most inputs
-    correct_exit = np.argmax(TEST_PROBS.argmax(-1) == TEST_LABELS[None, :], axis=0)
-    assert (plan.predicted_exit == correct_exit).mean() > 0.7
-    # heads evaluated: the first (the predictor's input) and the exit, not the ones between
-    skipped = plan.heads_evaluated[plan.exit_index == 3][:, 1:3]
-    assert skipped.mean() < 0.2
-    seq = fitted("max_softmax", max_accuracy_loss=0.01).plan(TEST_PROBS)
-    assert plan.heads_evaluated.sum() < seq.heads_evaluated.sum()
+def rising(n: int, seed: int, n_exits: int = 8):
+    """A fine-grained network's outputs: each input's top class is fixed and its confidence
+    rises by an input-dependent step per exit from an input-dependent start, as deeper layers
+    sharpen it."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    labels = rng.integers(0, N_CLASSES, n)
+    start, step = rng.uniform(0.15, 0.9, n), rng.uniform(0.05, 0.15, n)
+    top = np.clip(start[None, :] + step[None, :] * np.arange(n_exits)[:, None], 0, 0.99)
+    probs = np.repeat(((1 - top) / (N_CLASSES - 1))[:, :, None], N_CLASSES, 2)
+    probs[:, np.arange(n), labels] = top
+    return probs, labels
+
+
+# a dict as the predictor store: the predictor trains once for every test that uses RISING
+RISING = Calibration(*rising(1000, 3), segment_macs=np.full(8, 1e6), head_macs=np.full(8, 1e5), store={})
+
+
+def predictive(calib=RISING, **params):
+    cls = registry.get("exit", "predictive_exit")
+    policy = cls(**cls.Params(**params).model_dump())
+    policy.fit(calib)
+    return policy
+
+
+def test_predictive_exit_jumps_further_for_less_confident_inputs():
+    policy = predictive(beta=0.8, max_round=2)
+    probs, _ = rising(400, 4)
+    plan = policy.plan(probs)
+    first = probs[0].max(-1)
+    made = plan.prediction_at[0] >= 0
+    assert (made == (first <= 0.8)).all()  # a prediction exactly where the first exit is unsure
+    jump = plan.prediction_to[0, made] - plan.prediction_at[0, made]
+    assert jump.min() >= 1 and np.corrcoef(first[made], jump)[0, 1] < -0.8
+    # the learned predictor: within one exit of the true number of exits to confidence
+    true_jump = first_true(probs[:, made].max(-1) > 0.8)  # the last exit if never confident
+    assert np.abs(jump - true_jump).mean() < 1.0
+    # heads evaluated: the start exit and each predicted exit, nothing between
+    for i in np.flatnonzero(made)[:50]:
+        stops = {0, *plan.prediction_to[:, i][plan.prediction_to[:, i] >= 0].tolist(), plan.exit_index[i]}
+        assert set(np.flatnonzero(plan.heads_evaluated[i]).tolist()) == stops
+    assert plan.extra_macs[made].min() > 0 and (plan.extra_macs[~made] == 0).all()
+
+
+def test_predictive_exit_rounds_and_exhaustion():
+    probs, _ = rising(400, 5)
+    sure = probs.max(-1) > 0.95
+    for exhausted in ("last", "walk"):
+        plan = predictive(beta=0.95, max_round=1, exhausted=exhausted).plan(probs)
+        assert ((plan.prediction_at >= 0).sum(0) <= 1).all()
+        rows = np.arange(probs.shape[1])
+        unsure_at_exit = ~sure[plan.exit_index, rows]
+        if exhausted == "last":  # unsure after its one prediction: straight to the last exit
+            assert (plan.exit_index[unsure_at_exit] == 7).all()
+        else:  # unsure after it: every later head until a sure one
+            assert not unsure_at_exit[plan.exit_index < 7].any()
+    many = predictive(beta=0.95, max_round=3).plan(probs)
+    assert (many.prediction_at >= 0).sum(0).max() > 1  # re-predicted where the first jump fell short
+
+
+def test_predictive_exit_starts_where_exits_become_useful():
+    accuracy_at = lambda probs, labels: (probs.argmax(-1) == labels).mean(1)  # noqa: E731
+    policy = predictive(beta=0.9)
+    share = accuracy_at(RISING.probs, RISING.labels) / accuracy_at(RISING.probs, RISING.labels)[-1]
+    assert policy.start_exit == int(np.argmax(share >= 0.5))
+    assert predictive(beta=0.9, start_exit=2).start_exit == 2
+
+
+def test_predictive_exit_with_beta_calibrated_saves_work():
+    full = accuracy(fitted("none").plan(TEST_PROBS), TEST_PROBS, TEST_LABELS)
+    plan = fitted("predictive_exit", max_accuracy_loss=0.01).plan(TEST_PROBS)
+    assert accuracy(plan, TEST_PROBS, TEST_LABELS) >= full - 0.02
+    cost = mean_macs(plan, CALIB.segment_macs, CALIB.head_macs)
+    assert cost < mean_macs(fitted("none").plan(TEST_PROBS), CALIB.segment_macs, CALIB.head_macs)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 1.5, -0.2])
+def test_predictive_exit_beta_outside_the_open_unit_interval(beta):
+    with pytest.raises(ValueError, match="beta"):
+        registry.get("exit", "predictive_exit").Params(beta=beta)
+
+
+@pytest.mark.parametrize(
+    "params,field",
+    [({"start_exit": 7}, "start_exit: 7"), ({"start_exit": 5, "max_round": 3}, "max_round: 3")],
+)
+def test_predictive_exit_out_of_range_for_the_network(params, field):
+    with pytest.raises(ConfigError, match=field):
+        predictive(beta=0.9, **params)
 
 
 def test_thresholds_move_exits_monotonically():
@@ -95,19 +173,15 @@ def test_predictive_exit_predictor_is_trained_once_per_store(tmp_path, monkeypat
     from workloads.cache import ArrayStore
 
     monkeypatch.setenv("TESTBED_CACHE", str(tmp_path))
-    calib = dataclasses.replace(CALIB, store=ArrayStore("exit_predictors"))
-    first = registry.get("exit", "predictive_exit")(
-        q=0.9, max_accuracy_loss=0.005, predictor_steps=50, learning_rate=0.05
-    )
-    first.fit(calib)
+    first = predictive(dataclasses.replace(RISING, store=ArrayStore("exit_predictors")), beta=0.9)
     assert len(list((tmp_path / "exit_predictors").glob("*.npz"))) == 1
 
     def no_training(*args):
         raise AssertionError("trained again")
 
     monkeypatch.setattr(predictive_exit, "_train", no_training)
-    again = registry.get("exit", "predictive_exit")(
-        q=0.9, max_accuracy_loss=0.005, predictor_steps=50, learning_rate=0.05
-    )
-    again.fit(dataclasses.replace(CALIB, store=ArrayStore("exit_predictors")))
-    assert np.array_equal(again.weight, first.weight) and np.array_equal(again.bias, first.bias)
+    again = predictive(dataclasses.replace(RISING, store=ArrayStore("exit_predictors")), beta=0.9)
+    for a, b in zip(again.predictor.parameters(), first.predictor.parameters(), strict=True):
+        assert a.detach().equal(b.detach())
+    probs, _ = rising(50, 6)
+    assert np.array_equal(again.plan(probs).exit_index, first.plan(probs).exit_index)

@@ -59,6 +59,7 @@ from devices.cost import Layer, extract_layers
 from sim.errors import ConfigError
 from sim.kernel import numpy_rng, torch_generator
 from workloads.cache import cache_dir, load_torch, pinned_threads, save_torch
+from workloads.shapes import make_shapes
 
 SEED = 0
 # Everything that shapes the trained weights besides the per-model specs; part of the cache key.
@@ -66,7 +67,10 @@ RECIPE: dict[str, object] = {
     "digits_px": 16,  # 8x8 digits upsampled bilinearly
     "patch_px": 16,  # side of the non-overlapping photo patches
     "patch_grid": [2, 3],  # regions per photograph (rows, columns); a region is a class
-    "split": [0.6, 0.2, 0.2],  # train, calib, test
+    "split": [0.6, 0.2, 0.2],  # train, calib, test (``shapes``: its own, below)
+    "shapes_n": 8000,  # samples of make_shapes(n, SEED, **shapes_knobs)
+    "shapes_knobs": {"difficulty_b": 4.0},  # more easy samples than the default Beta(1.5, 1.5)
+    "shapes_split": [0.5, 0.25, 0.25],  # 4,000 train, 2,000 calib, 2,000 test
     "exit_weights": [0.25, 0.5, 0.75, 1.0],  # loss weight per exit, growing with depth (SDN)
     "head_channels": 32,  # 1x1 conv width of every exit head
     "head_pool": 2,  # exit heads average-pool to head_pool x head_pool before the classifier
@@ -81,7 +85,12 @@ RECIPE: dict[str, object] = {
     "finetune_epochs": 4,
     "finetune_lr": 0.01,
     "mirror_datasets": ["patches"],  # random left-right flips in training; a mirrored digit is no digit
-    "threads": 2,  # pinned so that weights and outputs do not depend on the caller's setting
+    "threads": 1,  # pinned so that weights and outputs do not depend on the caller's setting
+    # fine-grained networks (an exit after every layer or block, on shapes): lighter heads,
+    # exit loss weights rising linearly from 1/n to 1, few epochs so they train in about a minute
+    "fine_head_pool": 2,  # a fine head: average pool to 2x2, then the linear classifier
+    "fine_epochs": 10,
+    "fine_lr": 0.1,
 }
 # Per model: dataset, backbone and stage widths, and what it derives from.
 _SPECS: dict[str, dict[str, object]] = {
@@ -102,7 +111,45 @@ _SPECS: dict[str, dict[str, object]] = {
         "pruned_from": "resnet_digits",
     },
 }
+# Fine-grained networks: (width, downsample first) per layer (VGG) or per block (ResNet).
+_SPECS["vgg_shapes"] = {
+    "dataset": "shapes",
+    "arch": "vgg",
+    "layers": [
+        [16, 0],
+        [16, 1],
+        [16, 0],
+        [24, 0],
+        [24, 1],
+        [24, 0],
+        [32, 0],
+        [32, 0],
+        [32, 0],
+        [32, 0],
+        [32, 0],
+        [32, 0],
+    ],
+}
+_SPECS["resnet_shapes"] = {
+    "dataset": "shapes",
+    "arch": "resnet_fine",
+    "layers": [
+        [10, 1],
+        [10, 0],
+        [10, 0],
+        [10, 0],
+        [20, 1],
+        [20, 0],
+        [20, 0],
+        [20, 0],
+        [20, 0],
+        [20, 0],
+        [20, 0],
+        [20, 0],
+    ],
+}
 EXIT_MODELS: tuple[str, ...] = tuple(_SPECS)
+FINE_ARCHS = ("vgg", "resnet_fine")
 
 
 # --- data ------------------------------------------------------------------------------
@@ -114,6 +161,9 @@ def _raw(dataset: str) -> tuple[np.ndarray, np.ndarray]:
     if dataset == "digits":
         data = load_digits()
         return data.images[:, None], data.target.astype(np.int64)
+    if dataset == "shapes":
+        shapes = make_shapes(RECIPE["shapes_n"], SEED, **RECIPE["shapes_knobs"])
+        return shapes.images, shapes.labels
     p, (grid_rows, grid_cols) = RECIPE["patch_px"], RECIPE["patch_grid"]
     patches, labels = [], []
     for i, image in enumerate(load_sample_images().images):
@@ -145,12 +195,15 @@ def _dataset(dataset: str) -> _Data:
         px = RECIPE["digits_px"]
         x = torch.from_numpy(inputs.astype(np.float32) / 16.0)
         images = F.interpolate(x, size=(px, px), mode="bilinear", align_corners=False) * 2 - 1
+    elif dataset == "shapes":  # already in [-1, 1]
+        images = torch.from_numpy(inputs)
     else:
         images = torch.from_numpy(inputs.astype(np.float32) / 127.5 - 1)
     n = len(labels)
     rng = numpy_rng(SEED, f"multiexit/{dataset}/split")
     order = rng.permutation(n)
-    n_train, n_calib = round(RECIPE["split"][0] * n), round(RECIPE["split"][1] * n)
+    split = RECIPE["shapes_split" if dataset == "shapes" else "split"]
+    n_train, n_calib = round(split[0] * n), round(split[1] * n)
     return _Data(
         images=images,
         labels=torch.from_numpy(labels),
@@ -238,8 +291,10 @@ def _mids(name: str) -> list[int]:
 def _build(name: str) -> MultiExitNet:
     """Model ``name``'s architecture on ``meta`` (shapes only)."""
     spec, data = _SPECS[name], _dataset(_SPECS[name]["dataset"])
-    widths, cin = spec["widths"], data.images.shape[1]
-    strides = [1, 2, 2, 2]
+    cin = data.images.shape[1]
+    if spec["arch"] in FINE_ARCHS:
+        return _build_fine(spec, cin, data.n_classes)
+    widths, strides = spec["widths"], [1, 2, 2, 2]
     with torch.device("meta"):
         if spec["arch"] == "resnet":
             stem = nn.Sequential(*_conv_bn(cin, widths[0], 3), nn.ReLU())
@@ -253,6 +308,38 @@ def _build(name: str) -> MultiExitNet:
                 for i, w, s in zip(ins, widths, strides, strict=True)
             ]
         return MultiExitNet(stem, stages, [_head(w, data.n_classes) for w in widths])
+
+
+def _fine_head(cin: int, classes: int) -> nn.Sequential:
+    """A fine-grained exit: average pool to ``fine_head_pool`` squared cells and a linear
+    classifier, so that an exit after every layer stays a small share of the work."""
+    cells = RECIPE["fine_head_pool"]
+    return nn.Sequential(nn.AdaptiveAvgPool2d(cells), nn.Flatten(), nn.Linear(cin * cells**2, classes))
+
+
+def _build_fine(spec: dict, cin: int, classes: int) -> MultiExitNet:
+    """A fine-grained network on ``meta``: VGG-style (each layer a 3x3 conv-BN-ReLU, max-pooled
+    first where it downsamples) or ResNet-style (a 3x3 conv-BN-ReLU stem, then basic blocks,
+    strided where they downsample), with an exit after every layer or block."""
+    stages, widths = [], []
+    with torch.device("meta"):
+        if spec["arch"] == "vgg":
+            stem = nn.Identity()
+            for width, down in spec["layers"]:
+                stages.append(
+                    nn.Sequential(*([nn.MaxPool2d(2)] if down else []), *_conv_bn(cin, width, 3), nn.ReLU())
+                )
+                cin = width
+                widths.append(width)
+        else:
+            stem_width = spec["layers"][0][0]
+            stem = nn.Sequential(*_conv_bn(cin, stem_width, 3), nn.ReLU())
+            cin = stem_width
+            for width, down in spec["layers"]:
+                stages.append(BasicBlock(cin, width, width, 2 if down else 1))
+                cin = width
+                widths.append(width)
+        return MultiExitNet(stem, stages, [_fine_head(w, classes) for w in widths])
 
 
 def _initialised(name: str) -> MultiExitNet:
@@ -315,6 +402,9 @@ def _fit(model: MultiExitNet, name: str, epochs: int, lr: float, teacher: torch.
         nesterov=True,
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
+    weights = RECIPE["exit_weights"]
+    if _SPECS[name]["arch"] in FINE_ARCHS:
+        weights = [(k + 1) / len(model.heads) for k in range(len(model.heads))]
     shuffle = torch_generator(SEED, f"multiexit/{name}/shuffle")
     flips = torch_generator(SEED, f"multiexit/{name}/flip") if dataset in RECIPE["mirror_datasets"] else None
     for _ in tqdm(range(epochs), desc=f"training {name}", leave=False, disable=not sys.stderr.isatty()):
@@ -327,7 +417,7 @@ def _fit(model: MultiExitNet, name: str, epochs: int, lr: float, teacher: torch.
             exits = model(xb)
             loss = sum(
                 w * _exit_loss(logits, y[idx], None if teacher is None else teacher[idx])
-                for w, logits in zip(RECIPE["exit_weights"], exits, strict=True)
+                for w, logits in zip(weights, exits, strict=True)
             )
             opt.zero_grad()
             loss.backward()
@@ -375,7 +465,10 @@ def _train(name: str) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
         teacher = _logits(trained_model(spec["teacher"]), data.images[data.train])[-1]  # final exit
     start = time.perf_counter()
     model = _initialised(name)
-    _fit(model, name, RECIPE["epochs"], RECIPE["lr"], teacher)
+    fine = spec["arch"] in FINE_ARCHS
+    _fit(
+        model, name, RECIPE["fine_epochs" if fine else "epochs"], RECIPE["fine_lr" if fine else "lr"], teacher
+    )
     return model.state_dict(), {"train_s": time.perf_counter() - start}
 
 

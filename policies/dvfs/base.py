@@ -7,6 +7,10 @@ work, its absolute deadline, the time now and the device. Switching to another p
 than the current one costs ``device.switch_latency_s`` before the work starts. A
 governor is a plain class registered with ``@register("dvfs", "name")``, with an
 optional ``Params`` model for its parameters.
+
+A governor may also re-plan inside a request (:class:`Replanning`): the edge world calls
+``on_prediction`` at every exit prediction the exit policy makes on the way, and
+``after_exit`` when the request is done; each change of point costs a switch.
 """
 
 from __future__ import annotations
@@ -23,15 +27,16 @@ class PointView(Protocol):
 class Work(NamedTuple):
     """The work of the next request.
 
-    ``macs``/``bytes_moved``: what is expected to run (the predicted remaining layers
-    when the caller predicts an early exit); ``full_macs``/``full_bytes_moved``: the
-    whole remaining network, no exit. Without a predictor both pairs are equal.
+    ``macs``/``bytes_moved``: what is expected to run; ``full_macs``/``full_bytes_moved``:
+    the whole network, no exit. No exit is known before a request starts (predictions
+    come at its exits, see :class:`Replanning`), so the edge world passes both equal.
     """
 
     macs: float
     bytes_moved: float
     full_macs: float
     full_bytes_moved: float
+    full_layers: int = 0  # layers of the whole network (each costs the device's layer overhead)
 
 
 class DeviceView(Protocol):
@@ -41,7 +46,7 @@ class DeviceView(Protocol):
     @property
     def switch_latency_s(self) -> float: ...
 
-    def execution_s(self, macs: float, bytes_moved: float, point_index: int) -> float: ...
+    def execution_s(self, macs: float, bytes_moved: float, point_index: int, layers: int = 0) -> float: ...
     def utilisation(self, window_s: float) -> float: ...  # busy share over the last window_s
 
 
@@ -51,12 +56,31 @@ class Governor(Protocol):
     ) -> int: ...
 
 
+class Replanning(Protocol):
+    """A governor that also decides inside a request, at the exit policy's predictions."""
+
+    def on_prediction(
+        self, points: Sequence[PointView], jump: int, remaining: int, device: DeviceView
+    ) -> int:
+        """The point for the next stretch: ``jump`` exits predicted ahead, ``remaining`` left."""
+        ...
+
+    def after_exit(self, points: Sequence[PointView], device: DeviceView) -> int:
+        """The point to park at once the request has left the network."""
+        ...
+
+
 def lowest_fitting(
-    points: Sequence[PointView], macs: float, bytes_moved: float, time_left_s: float, device: DeviceView
+    points: Sequence[PointView],
+    macs: float,
+    bytes_moved: float,
+    time_left_s: float,
+    device: DeviceView,
+    layers: int = 0,
 ) -> int:
     """The lowest point that does the work within ``time_left_s``, switch included; else the highest."""
     for i in range(len(points)):
         switch_s = 0.0 if i == device.current else device.switch_latency_s
-        if switch_s + device.execution_s(macs, bytes_moved, i) <= time_left_s:
+        if switch_s + device.execution_s(macs, bytes_moved, i, layers) <= time_left_s:
             return i
     return len(points) - 1

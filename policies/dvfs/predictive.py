@@ -1,22 +1,28 @@
-"""Deadline-aware DVFS on the predicted remaining work: the DVFS half of Predictive Exit."""
+"""Predictive Exit's DVFS: slow down for a predicted short jump, back to the maximum after the exit."""
 
-from policies.dvfs.base import lowest_fitting
 from sim.registry import register
 
 
 @register("dvfs", "predictive")
 class Predictive:
-    """Predictive Exit's DVFS (Li et al., AAAI 2023), reconstructed: lowest frequency for the predicted work.
+    """Predictive Exit's DVFS (Li et al., AAAI 2023), reconstructed from the paper.
 
-    The paper predicts the exit point (the remaining layers) and sets frequency and
-    voltage from the predicted remaining work; its DVFS tables and rule are not
-    public. Assumed here: the deadline-aware rule (lowest point whose switch plus
-    execution time fits the time left; the highest if none) applied to
-    ``work.macs``/``work.bytes_moved``, the layers the caller's predictor expects to
-    run. A predicted early exit means less work, so a lower point than
-    ``deadline_aware`` picks; a too-optimistic prediction can miss the deadline,
-    which is the trade the paper makes.
+    A request starts at the highest point. At every (re-)prediction of the exit policy (made
+    at exit ``i``, predicting a jump of ``j`` exits with ``r`` exits left after ``i``) the
+    frequency is set to the step nearest ``f_max * j / r`` (ties to the higher step): the
+    predicted work runs in about the time the rest of the network would take at ``f_max``,
+    assuming exits evenly spaced in work, as the paper's per-layer exits are. After the exit
+    the device goes back to the highest point. Every change costs the device's switching
+    latency and energy, inside the request or after it. With an exit policy that makes no
+    predictions this is ``performance``.
     """
 
     def select(self, points, work, deadline_s, now, device):
-        return lowest_fitting(points, work.macs, work.bytes_moved, deadline_s - now, device)
+        return len(points) - 1
+
+    def on_prediction(self, points, jump: int, remaining: int, device) -> int:
+        target = points[-1].freq_hz * jump / remaining
+        return min(range(len(points)), key=lambda i: (abs(points[i].freq_hz - target), -i))
+
+    def after_exit(self, points, device) -> int:
+        return len(points) - 1

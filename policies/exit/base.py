@@ -22,12 +22,15 @@ from sim.config import StrictModel
 
 @dataclass(frozen=True)
 class ExitPlan:
-    """Per sample: the exit taken, the heads evaluated, and (for predictive policies) the
-    exit predicted before running, which a predictive DVFS governor plans for."""
+    """Per sample: the exit taken and the heads evaluated; for predictive policies also each
+    prediction made on the way, in order: the exit it was made at and the exit it predicted
+    (a predictive DVFS governor re-sets the frequency at each), and the predictor's MACs."""
 
     exit_index: np.ndarray  # int [n_samples]
     heads_evaluated: np.ndarray  # bool [n_samples, n_exits]
-    predicted_exit: np.ndarray | None = None  # int [n_samples]
+    prediction_at: np.ndarray | None = None  # int [n_predictions, n_samples], -1 where none was made
+    prediction_to: np.ndarray | None = None  # int [n_predictions, n_samples], -1 likewise
+    extra_macs: np.ndarray | None = None  # float [n_samples]: MACs outside backbone and heads
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,10 @@ def accuracy(plan: ExitPlan, probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def mean_macs(plan: ExitPlan, segment_macs: np.ndarray, head_macs: np.ndarray) -> float:
-    """Mean MACs per input: backbone up to the exit taken plus every head evaluated."""
+    """Mean MACs per input: backbone up to the exit taken, every head evaluated, and any predictor."""
     backbone = np.cumsum(segment_macs)[plan.exit_index]
-    return float((backbone + plan.heads_evaluated @ head_macs).mean())
+    extra = 0.0 if plan.extra_macs is None else plan.extra_macs
+    return float((backbone + plan.heads_evaluated @ head_macs + extra).mean())
 
 
 def calibrate(candidates, make_plan, calib: Calibration, max_accuracy_loss: float):

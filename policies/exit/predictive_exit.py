@@ -1,114 +1,208 @@
-"""Predictive Exit: forecast the exit, run straight to it, correct when unsure."""
+"""Predictive Exit: predict how many exits to skip from an unsure exit's class scores."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt
 
-from policies.exit.base import CalibratedParams, Calibration, ExitPlan, calibrate, entropy
+from policies.exit.base import CalibratedParams, Calibration, ExitPlan, calibrate, first_true
+from sim.errors import ConfigError
+from sim.kernel import numpy_rng, torch_generator
 from sim.registry import register
 
 
 @register("exit", "predictive_exit")
 class PredictiveExit:
-    """Predictive Exit (Li et al., AAAI 2023), reconstructed: a cheap predictor forecasts the exit from
-    the first head's output, the network runs straight there without evaluating the heads in
-    between, and a correction continues past an unsure exit.
+    """Predictive Exit (Li et al., AAAI 2023), reconstructed from the paper and its authors' public code.
 
-    The paper's predictor features, placement and training were not available; assumed:
+    The network runs to exit ``start_exit`` (unset: the first exit whose calib accuracy is at
+    least ``start_share`` of the final exit's, leaving room for ``max_round`` predictions).
+    Where the exit's max softmax is above ``beta`` the input leaves; otherwise its class-score
+    vector goes through a small trained 1-D convolution over the class axis again and again,
+    and the number of rounds until the max softmax of the result exceeds ``beta`` is the
+    predicted jump: the exits skipped before the next one is evaluated (capped at the last
+    exit). At the predicted exit it checks again and re-predicts, ``max_round`` predictions in
+    all; when they are used up (``exhausted``) the input runs straight to the last exit
+    (``last``) or evaluates every later exit SDN-style (``walk``).
 
-    - features: the first exit head's output (top-3 probabilities, margin, normalised
-      entropy) — the earliest information in the network, for the cost of one small head;
-    - predictor: multinomial logistic regression over exit indices, trained on the calib
-      split (full batch, ``predictor_steps`` Adam steps, zero init: deterministic with no
-      random numbers) to predict the earliest exit whose prediction is correct (the last
-      exit when none is);
-    - correction rule: at the predicted exit, if the head's top probability is below
-      ``q``, evaluate the next head, and so on to the last; ``q`` is calibrated on the calib
-      split as the cheapest value within ``max_accuracy_loss`` of the full network;
-    - the plan exposes the predicted exit before correction, which the predictive DVFS
-      governor uses to pick the frequency for the predicted remaining work.
+    Assumed where the paper is silent (each a parameter): the class scores are the exit's
+    log-softmax centred per input; the predictor is ``s + conv1x1(relu(conv_k(s)))``
+    (``predictor_channels`` filters of width ``predictor_kernel``, circular padding), trained
+    on the calib split to map exit k's scores to exit k+1's (soft cross-entropy over at most
+    ``predictor_pairs`` pairs from ``start_exit`` on; full batch, ``predictor_steps`` Adam
+    steps, seeded init), so each round stands for one exit of progress; with ``beta`` unset
+    it is the cheapest of a grid within ``max_accuracy_loss`` of the full network on the calib
+    split. The predictor is trained once per calib split and code, and kept in the caller's store.
     """
 
     class Params(CalibratedParams):
-        q: float | None = Field(None, ge=0.0, le=1.0)
-        predictor_steps: PositiveInt = 300
+        beta: float | None = Field(None, gt=0.0, lt=1.0)
+        start_exit: NonNegativeInt | None = None
+        start_share: float = Field(0.5, gt=0.0, le=1.0)
+        max_round: PositiveInt = 3
+        exhausted: Literal["last", "walk"] = "last"
+        predictor_channels: PositiveInt = 4
+        predictor_kernel: Literal[1, 3, 5, 7] = 3
+        predictor_steps: PositiveInt = 100
+        predictor_pairs: PositiveInt = 2048
         learning_rate: float = Field(0.05, gt=0.0)
 
-    def __init__(self, q: float | None, max_accuracy_loss: float, predictor_steps: int, learning_rate: float):
-        self.q = q
+    def __init__(self, beta, max_accuracy_loss, start_exit, start_share, max_round, exhausted, **predictor):
+        self.beta = beta
         self.max_accuracy_loss = max_accuracy_loss
-        self.steps = predictor_steps
-        self.learning_rate = learning_rate
-        self.weight: np.ndarray | None = None
-        self.bias: np.ndarray | None = None
+        self.start_exit, self.start_share = start_exit, start_share
+        self.max_round, self.exhausted = max_round, exhausted
+        self.predictor_params = predictor
+        self.predictor: torch.nn.Module | None = None
 
     def fit(self, calib: Calibration) -> None:
+        n_exits = calib.probs.shape[0]
+        if self.start_exit is None:  # the first exit at start_share of the final exit's calib accuracy
+            exit_accuracy = (calib.probs.argmax(-1) == calib.labels).mean(1)
+            start = int(np.argmax(exit_accuracy >= self.start_share * exit_accuracy[-1]))
+            self.start_exit = max(0, min(start, n_exits - 1 - self.max_round))
+        if self.start_exit > n_exits - 2:
+            raise ConfigError(
+                f"exit_policy.params.start_exit: {self.start_exit} leaves no exit to predict; allowed "
+                f"0..{n_exits - 2} for this network's {n_exits} exits"
+            )
+        if self.max_round > n_exits - 1 - self.start_exit:
+            raise ConfigError(
+                f"exit_policy.params.max_round: {self.max_round} is more predictions than exits after "
+                f"start_exit {self.start_exit}; allowed 1..{n_exits - 1 - self.start_exit}"
+            )
+        p = self.predictor_params
+        self.predictor = _predictor(p["predictor_channels"], p["predictor_kernel"])
         key = hashlib.sha256(
-            _SOURCE
-            + calib.probs.tobytes()
-            + calib.labels.tobytes()
-            + repr((self.steps, self.learning_rate)).encode()
+            _SOURCE + calib.probs.tobytes() + repr((self.start_exit, sorted(p.items()))).encode()
         ).hexdigest()
         store = {} if calib.store is None else calib.store
         if key not in store:  # training is deterministic, so a stored predictor is the same one
-            store[key] = _train(calib, self.steps, self.learning_rate)
-        self.weight, self.bias = store[key]
-        if self.q is None:
-            predicted = self.predict(calib.probs)
-            grid = np.linspace(0.5, 1.0, 101)
-            self.q = calibrate(
-                grid, lambda q, probs: _plan(q, probs, predicted), calib, self.max_accuracy_loss
+            store[key] = _train(self.predictor, calib.probs[self.start_exit :], p)
+        with torch.no_grad():
+            for param, array in zip(self.predictor.parameters(), store[key], strict=True):
+                param.copy_(torch.from_numpy(np.asarray(array)))
+        if self.beta is None:
+            confidence = self.rounds_confidence(calib.probs)
+            grid = np.linspace(0.3, 0.995, 140)
+            self.beta = calibrate(
+                grid, lambda beta, probs: self._plan(beta, probs, confidence), calib, self.max_accuracy_loss
             )
 
-    def predict(self, probs: np.ndarray) -> np.ndarray:
-        """The predicted exit of each input, from the first head's output."""
-        return (_features(probs[0]) @ self.weight + self.bias).argmax(-1)
+    def round_macs(self, classes: int) -> float:
+        """MACs of one predictor round on one input (both convolutions, every class position)."""
+        c, k = self.predictor_params["predictor_channels"], self.predictor_params["predictor_kernel"]
+        return float((c * k + c) * classes)
+
+    def rounds_confidence(self, probs: np.ndarray) -> np.ndarray:
+        """``[r, k, n]``: max softmax after r + 1 predictor rounds from exit k's scores."""
+        n_exits, n, classes = probs.shape
+        scores = torch.from_numpy(_scores(probs).reshape(n_exits * n, classes))
+        out = np.empty((n_exits - 1, n_exits, n), np.float32)
+        with torch.no_grad():
+            for r in range(n_exits - 1):
+                scores = self.predictor(scores)
+                out[r] = scores.softmax(-1).amax(-1).reshape(n_exits, n).numpy()
+        return out
 
     def plan(self, probs: np.ndarray) -> ExitPlan:
-        return _plan(self.q, probs, self.predict(probs))
+        return self._plan(self.beta, probs, self.rounds_confidence(probs))
+
+    def _plan(self, beta: float, probs: np.ndarray, confidence: np.ndarray) -> ExitPlan:
+        n_exits, n = probs.shape[:2]
+        last, rows = n_exits - 1, np.arange(n)
+        sure = probs.max(-1) > beta  # [n_exits, n]
+        # jump[k, i]: rounds until the predicted max softmax from exit k exceeds beta, capped at the last exit
+        passed = confidence > beta
+        jump = np.where(passed.any(0), passed.argmax(0) + 1, n_exits)
+        jump = np.minimum(jump, last - np.arange(n_exits)[:, None])
+        heads = np.zeros((n, n_exits), bool)
+        at = np.full(n, self.start_exit)
+        heads[rows, at] = True
+        running = ~sure[at, rows]
+        made_at = np.full((self.max_round, n), -1)  # where each prediction was made, -1: none
+        made_to = np.full((self.max_round, n), -1)  # the exit it predicted
+        for r in range(self.max_round):
+            idx = np.flatnonzero(running)
+            if idx.size == 0:
+                break
+            target = at[idx] + jump[at[idx], idx]
+            made_at[r, idx], made_to[r, idx] = at[idx], target
+            at[idx] = target
+            heads[idx, target] = True
+            running[idx] = ~sure[target, idx] & (target < last)
+        idx = np.flatnonzero(running)  # every prediction used, still unsure
+        if self.exhausted == "walk":  # every later head until one is sure
+            later = sure[:, idx] & (np.arange(n_exits)[:, None] > at[idx])
+            stop = first_true(later)
+            heads[idx] |= (np.arange(n_exits) > at[idx, None]) & (np.arange(n_exits) <= stop[:, None])
+            at[idx] = stop
+        else:
+            at[idx] = last
+            heads[idx, last] = True
+        extra = np.where(made_at >= 0, made_to - made_at, 0).sum(0) * self.round_macs(probs.shape[-1])
+        return ExitPlan(at, heads, made_at, made_to, extra.astype(float))
 
 
 _SOURCE = Path(__file__).read_bytes()
 
 
-def _train(calib: Calibration, steps: int, learning_rate: float) -> tuple[np.ndarray, np.ndarray]:
-    """Logistic regression from first-head features to the earliest correct exit (zero init, full batch)."""
-    n_exits = calib.probs.shape[0]
-    correct = calib.probs.argmax(-1) == calib.labels[None, :]
-    correct[-1] = True
-    target = torch.as_tensor(correct.argmax(axis=0))
-    x = torch.as_tensor(_features(calib.probs[0]))
-    weight = torch.zeros(x.shape[1], n_exits, requires_grad=True)
-    bias = torch.zeros(n_exits, requires_grad=True)
-    opt = torch.optim.Adam([weight, bias], lr=learning_rate)
-    for _ in range(steps):
+class _Predictor(torch.nn.Module):
+    """``s + conv1x1(relu(conv_k(s)))`` over the class axis of a batch of score vectors."""
+
+    def __init__(self, channels: int, kernel: int):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv1d(1, channels, kernel, padding=kernel // 2, padding_mode="circular"),
+            torch.nn.ReLU(),
+            torch.nn.Conv1d(channels, 1, 1),
+        )
+
+    def forward(self, scores: torch.Tensor) -> torch.Tensor:
+        return scores + self.net(scores[:, None])[:, 0]
+
+
+def _predictor(channels: int, kernel: int) -> _Predictor:
+    """A fresh predictor with weights from its own seeded stream (uniform +-1/sqrt(fan_in))."""
+    model = _Predictor(channels, kernel)
+    gen = torch_generator(0, "predictive_exit/init")
+    with torch.no_grad():
+        for conv in (model.net[0], model.net[2]):
+            bound = 1 / np.sqrt(conv.weight[0].numel())
+            conv.weight.uniform_(-bound, bound, generator=gen)
+            conv.bias.zero_()
+    return model
+
+
+def _scores(probs: np.ndarray) -> np.ndarray:
+    """Class scores: log-softmax centred over the classes (softmax of it gives ``probs`` back)."""
+    logp = np.log(np.clip(probs, 1e-6, 1.0)).astype(np.float32)
+    return logp - logp.mean(-1, keepdims=True)
+
+
+def _train(model: _Predictor, probs: np.ndarray, params: dict) -> tuple[np.ndarray, ...]:
+    """Fit ``model`` to map each exit's scores to the next exit's softmax; returns its parameters.
+
+    Trains on at most ``predictor_pairs`` (exit k, exit k+1) pairs, a seeded draw, which keeps
+    the torch time of training below one batched forward pass of a network."""
+    classes = probs.shape[-1]
+    source = _scores(probs[:-1]).reshape(-1, classes)
+    target = np.ascontiguousarray(probs[1:].reshape(-1, classes), np.float32)
+    if len(source) > params["predictor_pairs"]:
+        keep = np.sort(
+            numpy_rng(0, "predictive_exit/pairs").choice(len(source), params["predictor_pairs"], False)
+        )
+        source, target = source[keep], target[keep]
+    source, target = torch.from_numpy(source), torch.from_numpy(target)
+    opt = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
+    for _ in range(params["predictor_steps"]):
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(x @ weight + bias, target).backward()
+        loss = -(target * model(source).log_softmax(-1)).sum(-1).mean()
+        loss.backward()
         opt.step()
-    return weight.detach().numpy(), bias.detach().numpy()
-
-
-def _features(first: np.ndarray) -> np.ndarray:
-    """Per input: top-3 probabilities, top-1 margin and normalised entropy of the first head."""
-    top = -np.sort(-first, axis=-1)[:, :3]
-    return np.column_stack([top, top[:, 0] - top[:, 1], entropy(first)]).astype(np.float32)
-
-
-def _plan(q: float, probs: np.ndarray, predicted: np.ndarray) -> ExitPlan:
-    n_exits, n = probs.shape[:2]
-    rows = np.arange(n)
-    heads = np.zeros((n, n_exits), bool)
-    heads[:, 0] = True  # the predictor's input
-    exit_index = predicted.astype(int).copy()
-    running = np.ones(n, bool)
-    for _ in range(n_exits):
-        heads[rows[running], exit_index[running]] = True
-        unsure = probs[exit_index, rows].max(-1) < q
-        running &= unsure & (exit_index < n_exits - 1)
-        exit_index = np.where(running, exit_index + 1, exit_index)
-    return ExitPlan(exit_index, heads, predicted.astype(int))
+    return tuple(p.detach().numpy().copy() for p in model.parameters())

@@ -25,12 +25,15 @@ class EdgeKind:
         "latency_p99_s",
         "mean_exit_index",
     )
-    # which way each metric is better; the exit index and counts of requests have none
+    # which way each metric is better; the exit index, the accuracy interval's width and
+    # counts of requests have none
     metric_directions = {
         **dict.fromkeys(
             (
                 "energy_j",
                 "energy_per_inference_j",
+                "active_energy_per_inference_j",
+                "idle_energy_per_inference_j",
                 "flops_per_inference",
                 "deadline_miss_rate",
                 "latency_p50_s",

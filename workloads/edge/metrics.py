@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,13 +26,26 @@ def edge_results(world: EdgeWorld) -> tuple[dict[str, float], dict[str, pd.DataF
     unserved_late = sum(world.unserved_late)
     # device energy (busy, idle, switching) plus the radio's while uploading offloaded requests
     energy = np.array([d.energy_j for d in world.devices]) + np.array(world.radio_j)
+    # busy energy as each device drew it; idle at its constant power; switching is the rest
+    busy_j = np.array([d.busy_j for d in world.devices])
+    idle_j = np.array([d.config.idle_power_w * d.idle_s for d in world.devices])
     depleted = [d.depleted_at_s for d in world.devices if d.depleted_at_s is not None]
     finished = completed + unserved_late
+    accuracy = float(req["correct"].mean()) if completed else float("nan")
     summary = {
-        "accuracy": float(req["correct"].mean()) if completed else float("nan"),
+        "accuracy": accuracy,
+        # the test set's resolution: half-width of the normal 95 % interval of a binomial share
+        "accuracy_ci95": 1.96 * math.sqrt(accuracy * (1 - accuracy) / completed)
+        if completed
+        else float("nan"),
         "flops_per_inference": float(2 * req["macs"].mean()) if completed else float("nan"),
         "energy_per_inference_j": float(energy.sum() / completed) if completed else float("nan"),
         "energy_j": float(energy.sum()),
+        # active: computing, switching and the radio; idle: waiting for work
+        "active_energy_per_inference_j": float((energy - idle_j).sum() / completed)
+        if completed
+        else float("nan"),
+        "idle_energy_per_inference_j": float(idle_j.sum() / completed) if completed else float("nan"),
         "latency_p50_s": _quantile(latency, 0.5),
         "latency_p99_s": _quantile(latency, 0.99),
         "deadline_miss_rate": (int(late.sum()) + unserved_late) / finished if finished else float("nan"),
@@ -49,6 +63,8 @@ def edge_results(world: EdgeWorld) -> tuple[dict[str, float], dict[str, pd.DataF
         {
             "device": world.names,
             "energy_j": energy,
+            "busy_energy_j": busy_j,
+            "idle_energy_j": idle_j,
             "busy_s": [sum(d.busy_s) for d in world.devices],
             "idle_s": [d.idle_s for d in world.devices],
             "switch_s": [d.switch_s for d in world.devices],

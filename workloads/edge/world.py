@@ -2,9 +2,9 @@
 
 Before the clock starts, the exit policy is calibrated on the calib split and plans
 every test sample once from the inference cache: the exit it takes, the heads it
-evaluates, the MACs and bytes that costs, the work a predictive governor plans for,
-and whether the answer is right. A request then draws a test sample and only looks
-these up: no forward pass in the event loop.
+evaluates, the MACs and bytes that costs, split at the exit predictions where a
+re-planning governor may change the frequency, and whether the answer is right. A
+request then draws a test sample and only looks these up: no forward pass in the event loop.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from devices.edge import EdgeDevice
+from devices.edge import EdgeDevice, read_profile
 from policies.dvfs.base import Work
 from policies.exit.base import Calibration
+from sim.errors import ConfigError
 from sim.kernel import Kernel
 from sim.recorder import Table
 from workloads.cache import ArrayStore
@@ -45,7 +46,7 @@ REQUEST_COLUMNS = {
 
 
 def part_costs(model: ExitModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """MACs and bytes moved of each backbone segment and each exit head."""
+    """MACs and bytes moved of each backbone segment and each exit head (see :func:`part_layers`)."""
 
     def totals(parts):
         macs = np.array([sum(layer.macs for layer in p) for p in parts], float)
@@ -58,6 +59,11 @@ def part_costs(model: ExitModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return (*totals(model.segments), *totals(model.heads))
 
 
+def part_layers(model: ExitModel) -> tuple[np.ndarray, np.ndarray]:
+    """Layers of each backbone segment and each exit head: each costs a device's layer overhead."""
+    return np.array([len(p) for p in model.segments], float), np.array([len(p) for p in model.heads], float)
+
+
 def transfer_s(graph: nx.Graph, source: str, target: str, size_bytes: float) -> float:
     """Latency plus serialisation time over every hop of the shortest path."""
     path = nx.shortest_path(graph, source, target)
@@ -68,34 +74,99 @@ def transfer_s(graph: nx.Graph, source: str, target: str, size_bytes: float) -> 
 
 
 class SamplePlan:
-    """Per test sample, what serving it costs under an exit policy (arrays over samples)."""
+    """Per test sample, what serving it costs under an exit policy (arrays over samples).
+
+    ``phases[s]``: the stretches request ``s`` runs as, ``(macs, bytes, layers, jump,
+    remaining)`` each; a stretch after the first starts at a prediction of ``jump`` exits ahead with
+    ``remaining`` exits left, where a re-planning governor may change the frequency. A
+    policy without predictions runs as one stretch.
+    """
+
+    def profiled(self, model: ExitModel, profile: dict, where: str) -> list[list[tuple[list, list]]]:
+        """Per sample and phase, from a measured per-layer profile: (seconds, mean watts) per point."""
+        parts = []
+        for layers in (model.segments, model.heads):
+            latency, energy = [], []
+            for part in layers:
+                rows = []
+                for layer in part:
+                    if layer.name not in profile:
+                        raise ConfigError(
+                            f"{where}: no row for layer {layer.name!r} of model {model.name!r}; "
+                            f"its layers: {', '.join(x.name for p in model.segments for x in p)[:200]} ..."
+                        )
+                    rows.append(profile[layer.name])
+                lat = np.array([r[0] for r in rows]).reshape(len(rows), -1)
+                watts = np.array([r[1] for r in rows]).reshape(len(rows), -1)
+                latency.append(lat.sum(0))
+                energy.append((lat * watts).sum(0))
+            parts.append((np.array(latency), np.array(energy)))
+        (seg_s, seg_j), (head_s, head_j) = parts
+        heads = self._heads.astype(float)[:, :, None]
+        zero = np.zeros((len(heads), 1, seg_s.shape[1]))
+        up_s = np.concatenate([zero, np.cumsum(seg_s, 0)[None] + np.cumsum(heads * head_s[None], 1)], 1)
+        up_j = np.concatenate([zero, np.cumsum(seg_j, 0)[None] + np.cumsum(heads * head_j[None], 1)], 1)
+        out = []
+        for i, bounds in enumerate(self._bounds):
+            phases = []
+            for begin, end in bounds:
+                seconds = up_s[i, end] - up_s[i, begin]
+                watts = np.divide(
+                    up_j[i, end] - up_j[i, begin], seconds, out=np.zeros_like(seconds), where=seconds > 0
+                )
+                phases.append((seconds.tolist(), watts.tolist()))
+            out.append(phases)
+        return out
 
     def __init__(self, model: ExitModel, policy: Any):
         seg_macs, seg_bytes, head_macs, head_bytes = part_costs(model)
+        seg_layers, head_layers = part_layers(model)
         store = ArrayStore(PREDICTORS)
         policy.fit(Calibration(model.calib_probs, model.calib_labels, seg_macs, head_macs, store))
         plan = policy.plan(model.test_probs)
-        cum_macs, cum_bytes = np.cumsum(seg_macs), np.cumsum(seg_bytes)
+        n, n_exits = plan.heads_evaluated.shape
         heads = plan.heads_evaluated.astype(float)
-        rows = np.arange(len(model.test_labels))
         exit_index = plan.exit_index
-        macs = cum_macs[exit_index] + heads @ head_macs
-        moved = cum_bytes[exit_index] + heads @ head_bytes
+        zero = np.zeros((n, 1))
+        # run totals up to and including each exit: backbone, then per sample the heads evaluated
+        up_macs = np.cumsum(seg_macs)[None, :] + np.cumsum(heads * head_macs, 1)
+        up_bytes = np.cumsum(seg_bytes)[None, :] + np.cumsum(heads * head_bytes, 1)
+        up_layers = np.cumsum(seg_layers)[None, :] + np.cumsum(heads * head_layers, 1)
+        up_macs, up_bytes = np.hstack([zero, up_macs]), np.hstack([zero, up_bytes])  # index k + 1
+        up_layers = np.hstack([zero, up_layers]).astype(int)
+        rows = np.arange(n)
+        extra = np.zeros(n) if plan.extra_macs is None else plan.extra_macs
+        macs = up_macs[rows, exit_index + 1] + extra
+        moved = up_bytes[rows, exit_index + 1]
         correct = model.test_probs[exit_index, rows].argmax(-1) == model.test_labels
-        self.full_macs = float(cum_macs[-1] + head_macs[-1])
-        self.full_bytes = float(cum_bytes[-1] + head_bytes[-1])
-        if plan.predicted_exit is None:  # no prediction: plan for the whole network
-            planned_macs = np.full(len(rows), self.full_macs)
-            planned_bytes = np.full(len(rows), self.full_bytes)
-        else:  # the predictor's head, then straight to the predicted exit and its head
-            p = plan.predicted_exit
-            planned_macs = cum_macs[p] + head_macs[0] + np.where(p > 0, head_macs[p], 0.0)
-            planned_bytes = cum_bytes[p] + head_bytes[0] + np.where(p > 0, head_bytes[p], 0.0)
+        self.full_macs = float(np.sum(seg_macs) + head_macs[-1])
+        self.full_bytes = float(np.sum(seg_bytes) + head_bytes[-1])
+        self.full_layers = int(np.sum(seg_layers) + head_layers[-1])
+        last = n_exits - 1
+        self.phases: list[tuple[tuple[float, float, int, int, int], ...]] = []
+        self._heads, self._bounds = plan.heads_evaluated, []  # per sample: (begin, end) of each phase
+        made_at = np.empty((0, n), int) if plan.prediction_at is None else plan.prediction_at
+        made_to = np.empty((0, n), int) if plan.prediction_to is None else plan.prediction_to
+        jump_macs = extra / np.maximum((np.where(made_at >= 0, made_to - made_at, 0)).sum(0), 1)
+        for i in range(n):
+            stops = [(a, t) for a, t in zip(made_at[:, i].tolist(), made_to[:, i].tolist()) if a >= 0]
+            ends = [a for a, _ in stops] + [int(exit_index[i])]
+            phases, begin, jump, remaining = [], 0, 0, 0
+            self._bounds.append([])
+            for k, end in enumerate(ends):
+                self._bounds[i].append((begin, end + 1))
+                predictor = (stops[k][1] - stops[k][0]) * jump_macs[i] if k < len(stops) else 0.0
+                phase_macs = up_macs[i, end + 1] - up_macs[i, begin] + predictor
+                phase_bytes = up_bytes[i, end + 1] - up_bytes[i, begin]
+                phase_layers = int(up_layers[i, end + 1] - up_layers[i, begin])
+                phases.append((phase_macs, phase_bytes, phase_layers, jump, remaining))
+                if k < len(stops):
+                    begin, jump, remaining = end + 1, stops[k][1] - end, last - end
+            self.phases.append(tuple(phases))
         # plain lists: the event loop indexes them once per request
         self.exit, self.macs, self.bytes = exit_index.tolist(), macs.tolist(), moved.tolist()
         self.correct = correct.astype(int).tolist()
         self.final_correct = (model.test_probs[-1].argmax(-1) == model.test_labels).astype(int).tolist()
-        self.planned_macs, self.planned_bytes = planned_macs.tolist(), planned_bytes.tolist()
 
 
 class EdgeWorld:
@@ -108,12 +179,21 @@ class EdgeWorld:
         self.model = load_exit_model(spec.model)
         self.plan = SamplePlan(self.model, spec.exit_policy.build())
         self.governor = spec.dvfs.build()
+        self._profiled: list[list | None] = []  # per device: SamplePlan.profiled, or None (analytic)
         self.devices: list[EdgeDevice] = []
         self.names: list[str] = []
         self.groups: list[Any] = []
+        profiled = {}
+        for i, group in enumerate(spec.devices):
+            if group.device.profile_csv is not None:
+                where = f"devices.{i}.device.profile_csv"
+                freqs = [p.freq_hz for p in group.device.points]
+                profile = read_profile(group.device.profile_csv, where, freqs)
+                profiled[group.name] = self.plan.profiled(self.model, profile, where)
         for group in spec.devices:
             for k in range(group.count):
                 self.devices.append(EdgeDevice(self.env, group.device))
+                self._profiled.append(profiled.get(group.name))
                 self.names.append(group.name if group.count == 1 else f"{group.name}{k}")
                 self.groups.append(group)
         self.requests = Table(REQUEST_COLUMNS)
@@ -162,6 +242,10 @@ class EdgeWorld:
             remote_s = self._upload_s[index] + self._server_s + self._download_s[index]
         dev, smp, arr, start, fin, ext, cor, mac, pnt = self._row
         full_macs, full_bytes = plan.full_macs, plan.full_bytes
+        work = Work(full_macs, full_bytes, full_macs, full_bytes, plan.full_layers)  # no exit known yet
+        on_prediction = getattr(governor, "on_prediction", None)  # a re-planning governor (Replanning)
+        after_exit = getattr(governor, "after_exit", None)
+        measured = self._profiled[index]
         upcoming = next(times)[0]
         while True:
             while upcoming <= env.now and upcoming < end:  # what has arrived joins the queue
@@ -178,18 +262,27 @@ class EdgeWorld:
             s = next(samples)
             deadline = t + group.deadline_s
             if offload is not None:
-                local_s = device.execution_s(full_macs, full_bytes, device.current)
+                local_s = device.execution_s(full_macs, full_bytes, device.current, plan.full_layers)
                 if offload.decide(len(queue), local_s, remote_s, deadline - env.now):
                     env.process(self._run_remote(index, t, s, deadline))
                     continue
-            work = Work(plan.planned_macs[s], plan.planned_bytes[s], full_macs, full_bytes)
             point = governor.select(points, work, deadline, env.now, device)
             started = env.now
             self._in_service[index] = deadline
             if point != device.current and not (yield device.switch_to(point)):
                 return  # the battery ran out
-            if not (yield device.execute(device.execution_s(plan.macs[s], plan.bytes[s], point))):
-                return
+            for k, (macs, moved, layers, jump, remaining) in enumerate(plan.phases[s]):
+                if k and on_prediction is not None:  # a prediction: the governor may re-set the point
+                    step = on_prediction(points, jump, remaining, device)
+                    if step != device.current and not (yield device.switch_to(step)):
+                        return
+                if measured is None:
+                    run = device.execute(device.execution_s(macs, moved, device.current, layers))
+                else:  # the profile's seconds and mean watts of this phase's layers at this point
+                    seconds, watts = measured[s][k]
+                    run = device.execute(seconds[device.current], watts[device.current])
+                if not (yield run):
+                    return
             self._in_service[index] = None
             dev(index)
             smp(s)
@@ -200,6 +293,9 @@ class EdgeWorld:
             cor(plan.correct[s])
             mac(plan.macs[s])
             pnt(point)
+            parked = after_exit is not None and (step := after_exit(points, device)) != device.current
+            if parked and not (yield device.switch_to(step)):
+                return
 
     def _run_remote(self, index: int, t: float, s: int, deadline: float) -> Iterator[Any]:
         """An offloaded request: upload, the server's queue and the full network, download."""
