@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: runs/<name>-seed<seed>)")
     p.add_argument("--seed", type=int, help="run seed (default: the file's `seed`, else 0)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report and figures")
+    p.add_argument("--force", action="store_true", help="replace the run folder already at --out")
     _common(p)
 
     p = sub.add_parser(
@@ -126,9 +127,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sim.runner import load_spec, run, write_run
 
     spec = load_spec(args.file, args.sets)
+    seed = spec.seed if args.seed is None else args.seed
+    name = getattr(spec, "name", spec.kind)
+    out = Path(args.out or f"runs/{path_safe(f'{name}-seed{seed}')}")
+    if not args.force and (out.is_symlink() or out.is_file() or (out.is_dir() and any(out.iterdir()))):
+        raise ConfigError(f"--out {out}: exists and is not empty; choose another folder or add --force")
     result = run(spec, seed=args.seed, progress=sys.stderr.isatty())
-    name = path_safe(f"{result.config.get('name', result.kind)}-seed{result.seed}")
-    out = Path(args.out or f"runs/{name}")
     write_run(result, out, report=not args.no_report)
     print(f"wrote {out}  ({result.wall_time_s:.2f} s wall)")
     for key in registry.get("scenario", result.kind).headline_metrics:

@@ -243,17 +243,26 @@ def test_run_folder_is_whole_or_absent(tmp_path, capsys, monkeypatch):
     out = tmp_path / "one"
     assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(out)]) == 0
     (out / "stale.txt").write_text("from an older run")
-    assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(out)]) == 2  # not without --force
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists and is not empty" in err[0] and "--force" in err[0], err
+    assert (out / "stale.txt").exists()
+    assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(out), "--force"]) == 0
     assert not (out / "stale.txt").exists() and (out / "summary.json").is_file()
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.old"))
+    (tmp_path / "empty").mkdir()
+    assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(tmp_path / "empty")]) == 0
     capsys.readouterr()
     (tmp_path / "file").write_text("mine")
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "keep.txt").write_text("mine")
     for target in ("file", "folder"):
-        assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(tmp_path / target)]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "exists and is not a run folder" in err[0]
+        for force, expected in (([], "exists and is not empty"), (["--force"], "is not a run folder")):
+            argv = ["run", str(scenario), "--plugin", PLUGIN, "--out", str(tmp_path / target), *force]
+            assert main(argv) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and expected in err[0], err
     assert (tmp_path / "folder" / "keep.txt").read_text() == "mine"
     long_name = "x" * 300
     assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(tmp_path / long_name)]) == 2

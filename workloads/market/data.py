@@ -23,6 +23,7 @@ from sim.errors import ConfigError
 from sim.kernel import numpy_rng
 
 BUNDLED_CLASSES = {"digits": 10, "breast_cancer": 2, "wine": 3}
+BUNDLED_ROWS = {"digits": 1797, "breast_cancer": 569, "wine": 178}  # scikit-learn's tables
 REFERENCE_HOLDOUT, REFERENCE_TEST = 5000, 3000
 
 
@@ -63,10 +64,6 @@ class DataConfig(StrictModel):
         if problems:
             raise ValueError("; ".join(SUBFIELD_MARK + p for p in problems))
         return self
-
-    def known_classes(self) -> int | None:
-        """The number of classes when it is known without reading the data."""
-        return self.n_classes if self.source == "csv" else BUNDLED_CLASSES[self.source]
 
 
 @dataclass(frozen=True)
@@ -179,14 +176,30 @@ def _labels(frame: pd.DataFrame, path: str, n_classes: int | None, header: bool)
     return labels, n_classes if n_classes is not None else found
 
 
-def _prepare(cfg: DataConfig, x: np.ndarray, y: np.ndarray, n_classes: int) -> MarketData:
-    n = len(y)
+def split_sizes(cfg: DataConfig, n: int) -> tuple[int, int]:
+    """(held-out rows, test rows) of a table of ``n`` rows; a ConfigError if they do not fit."""
     holdout = cfg.holdout or (REFERENCE_HOLDOUT if n >= 3 * REFERENCE_HOLDOUT else n // 3)
     if holdout >= n:
         raise ConfigError(f"data.holdout: {holdout} held-out rows leave no users: the data has {n} rows")
     n_test = cfg.test_points or min(REFERENCE_TEST, holdout)
     if n_test > holdout:
         raise ConfigError(f"data.test_points: {n_test} is more than the {holdout} held-out rows")
+    return holdout, n_test
+
+
+def pool_size(cfg: DataConfig) -> tuple[int, int]:
+    """(pool rows, classes) of the data, for checks at validation: a bundled table's are
+    known; a CSV pair is read (once per file version, as the run reads it)."""
+    if cfg.source == "csv":
+        data = load_data(cfg)
+        return len(data.pool_y), data.n_classes
+    n = BUNDLED_ROWS[cfg.source]
+    return n - split_sizes(cfg, n)[0], BUNDLED_CLASSES[cfg.source]
+
+
+def _prepare(cfg: DataConfig, x: np.ndarray, y: np.ndarray, n_classes: int) -> MarketData:
+    n = len(y)
+    holdout, n_test = split_sizes(cfg, n)
     split = numpy_rng(cfg.split_seed, "market/data/split")
     order = split.permutation(n)
     pool_rows, test_rows = order[: n - holdout], order[n - holdout :][:n_test]

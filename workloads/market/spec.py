@@ -17,7 +17,8 @@ from pydantic import (
 )
 
 from sim.config import SUBFIELD_MARK, PolicyRef, StrictModel
-from workloads.market.data import DataConfig
+from sim.errors import ConfigError
+from workloads.market.data import DataConfig, pool_size
 from workloads.streams import ArrivalConfig
 
 
@@ -112,12 +113,11 @@ class MarketSpec(StrictModel):
         dupes = sorted(n for n, c in counts.items() if c > 1)
         if dupes:
             raise ValueError(f"predictors: names must be unique; repeated: {', '.join(dupes)}")
-        classes = self.data.known_classes()
-        problems = [
-            seed_points_problem(i, g.seed_points, classes)
-            for i, g in enumerate(self.predictors)
-            if classes is not None and g.seed_points < classes
-        ]
+        try:  # the data is opened here, so a bad file or split fails validation, not the run
+            pool, classes = pool_size(self.data)
+        except ConfigError as exc:
+            raise ValueError("; ".join(SUBFIELD_MARK + p for p in exc.problems)) from None
+        problems = fit_problems(self, pool, classes)
         if problems:
             raise ValueError("; ".join(SUBFIELD_MARK + p for p in problems))
         return self
@@ -127,8 +127,17 @@ class MarketSpec(StrictModel):
         return [g.name if g.count == 1 else f"{g.name}{k}" for g in self.predictors for k in range(g.count)]
 
 
-def seed_points_problem(group: int, seed_points: int, n_classes: int) -> str:
-    return (
-        f"predictors.{group}.seed_points: {seed_points} is fewer than the {n_classes} classes of the "
-        f"data; each predictor needs at least one seed point per class"
-    )
+def fit_problems(spec: MarketSpec, pool: int, n_classes: int) -> list[str]:
+    """Each predictor group needs a seed point per class, and no more than the pool holds."""
+    problems = []
+    for i, g in enumerate(spec.predictors):
+        if g.seed_points < n_classes:
+            problems.append(
+                f"predictors.{i}.seed_points: {g.seed_points} is fewer than the {n_classes} classes of "
+                f"the data; each predictor needs at least one seed point per class"
+            )
+        elif g.seed_points > pool:
+            problems.append(
+                f"predictors.{i}.seed_points: {g.seed_points} is more than the {pool} pool points"
+            )
+    return problems
