@@ -6,6 +6,7 @@ Defaults are XRBench's VR gaming scenario on the Dual_4K system under EDF, so
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
@@ -16,7 +17,23 @@ from devices.hardware import HardwareConfig
 from sim import registry
 from sim.config import SUBFIELD_MARK, PolicyRef, StrictModel
 from workloads.streams import ArrivalConfig, VariationConfig
-from workloads.xr.models import TASKS
+from workloads.xr.tasks import TASKS
+
+
+@functools.lru_cache(maxsize=64)
+def _roots(deps: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, list[str]]:
+    """Each model's source models in the dependency DAG ``(model, depends_on)``; a ValueError
+    names a cycle. Cached: a sweep validates one dependency structure thousands of times."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(name for name, _ in deps)
+    graph.add_edges_from((up, name) for name, ups in deps for up in ups)
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = " -> ".join(u for u, _ in nx.find_cycle(graph))
+        raise ValueError(f"models: dependency cycle {cycle} -> {cycle.split(' -> ')[0]}")
+    return {
+        name: sorted(n for n in nx.ancestors(graph, name) | {name} if graph.in_degree(n) == 0)
+        for name, _ in deps
+    }
 
 
 class SchedulerRef(PolicyRef):
@@ -111,7 +128,7 @@ class ModelStream(StrictModel):
                 raise ValueError(
                     f"model {self.name!r} is not a known task; set `task` to one of: {', '.join(TASKS)}"
                 )
-            self.task = self.name
+            self.__dict__["task"] = self.name  # a known task: no need to re-validate the whole model
         if self.depends_on and self.arrival != ArrivalConfig():
             raise ValueError("a dependent model takes its frames from upstream; remove `arrival`")
         return self
@@ -221,12 +238,9 @@ class XRSpec(StrictModel):
                     )
                 if up == m.name:
                     raise ValueError(f"{self._where(m.name)}.depends_on: {m.name!r} depends on itself")
-        graph = self.graph()
-        if not nx.is_directed_acyclic_graph(graph):
-            cycle = " -> ".join(u for u, _ in nx.find_cycle(graph))
-            raise ValueError(f"models: dependency cycle {cycle} -> {cycle.split(' -> ')[0]}")
+        roots_by_model = _roots(tuple((m.name, tuple(m.depends_on)) for m in streams))
         for m in streams:
-            roots = self.roots_of(m.name, graph)
+            roots = roots_by_model[m.name]
             where = self._where(m.name)
             if len(roots) > 1:
                 raise ValueError(
@@ -317,9 +331,9 @@ class XRSpec(StrictModel):
                 graph.add_edge(up, m.name, p=m.trigger_p)
         return graph
 
-    def roots_of(self, name: str, graph: nx.DiGraph | None = None) -> list[str]:
-        graph = self.graph() if graph is None else graph
-        return sorted(n for n in nx.ancestors(graph, name) | {name} if graph.in_degree(n) == 0)
+    def roots_of(self, name: str) -> list[str]:
+        """The source models ``name`` descends from (itself if it has no ``depends_on``)."""
+        return list(_roots(tuple((m.name, tuple(m.depends_on)) for m in self.streams()))[name])
 
     def stream(self, name: str) -> ModelStream:
         return next(m for m in self.streams() if m.name == name)
