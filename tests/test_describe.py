@@ -53,3 +53,21 @@ def test_version_and_backend_choices(capsys):
 def test_unknown_policy_name_suggests_the_closest():
     with pytest.raises(ConfigError, match="did you mean 'edf'"):
         registry.get("scheduling", "edff")
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("duraton_s=1", "duraton_s: unknown key (got 1); did you mean 'duration_s'?"),
+        ("models.0.fpss=3", "models.0.fpss: unknown key (got 3); did you mean 'fps'?"),
+        ("hardware.presett=x", "did you mean 'preset'?"),
+        ("scheduler.params.adaptt=1", "scheduler.params.adaptt: unknown key (got 1); did you mean 'adapt'?"),
+    ],
+)
+def test_unknown_key_suggests_the_closest_field(override, expected, capsys):
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "scenarios" / "xr" / "ar_gaming.yaml"
+    assert main(["validate", str(path), "--set", "scheduler.name=sdrm3", "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1, err

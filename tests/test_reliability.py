@@ -314,3 +314,23 @@ def test_tampered_cache_entry_is_missing(tmp_path, monkeypatch):
     assert torch.equal(load_torch(weights)["w"], torch.ones(4))
     weights.write_bytes(weights.read_bytes()[:-8] + bytes(8))  # zeroed tail
     assert load_torch(weights) is None
+
+
+def test_tampered_xr_layer_cost_entry_is_retraced(tmp_path, monkeypatch):
+    from workloads.xr import models
+
+    monkeypatch.setenv("TESTBED_CACHE", str(tmp_path))
+    models.task_layers.cache_clear()
+    true = models.task_layers("keyword_detection")
+    (path,) = tmp_path.glob("xr-layers-keyword_detection-*.json")
+    edited = path.read_bytes().replace(b'"macs": ', b'"macs": 9', 1)  # a layer's MACs made larger
+    assert edited != path.read_bytes()
+    path.write_bytes(edited)
+    assert models.load_checked(path) is None
+    models.task_layers.cache_clear()
+    assert models.task_layers("keyword_detection") == true  # the edited entry is ignored and rebuilt
+    assert models.load_checked(path) is not None
+    path.write_bytes(path.read_bytes()[:-30])  # truncated
+    models.task_layers.cache_clear()
+    assert models.task_layers("keyword_detection") == true
+    models.task_layers.cache_clear()

@@ -162,3 +162,9 @@ def test_cpu_trace_matches_meta_trace():
         build_model("action_segmentation", "cpu"), example_input("action_segmentation", "cpu")
     )
     assert cpu == extract_layers(build_model("action_segmentation"), example_input("action_segmentation"))
+
+
+def test_task_names_without_torch_match_the_models():
+    from workloads.xr import models, tasks
+
+    assert tuple(models._MODELS) == tasks.TASKS

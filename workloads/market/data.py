@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from sim.config import SUBFIELD_MARK, StrictModel, read_csv
 from sim.errors import ConfigError
 from sim.kernel import numpy_rng
+
+if TYPE_CHECKING:  # pandas is imported only to read CSV files
+    import pandas as pd
 
 BUNDLED_CLASSES = {"digits": 10, "breast_cancer": 2, "wine": 3}
 BUNDLED_ROWS = {"digits": 1797, "breast_cancer": 569, "wine": 178}  # scikit-learn's tables
@@ -137,6 +139,8 @@ def _row(index: int, header: bool) -> int:
 
 
 def _numeric_features(frame: pd.DataFrame, path: str, header: bool) -> np.ndarray:
+    import pandas as pd
+
     for column in frame.columns:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = np.flatnonzero(values.isna().to_numpy() | ~np.isfinite(values.to_numpy(float)))
@@ -151,6 +155,8 @@ def _numeric_features(frame: pd.DataFrame, path: str, header: bool) -> np.ndarra
 
 
 def _labels(frame: pd.DataFrame, path: str, n_classes: int | None, header: bool) -> tuple[np.ndarray, int]:
+    import pandas as pd
+
     if frame.shape[1] != 1:
         raise ConfigError(
             f"data.csv_y: {path!r} must have exactly one column of labels (got {frame.shape[1]})"

@@ -30,7 +30,8 @@ import devices.cost
 from devices.cost import Layer, extract_layers
 from sim.errors import ConfigError
 from sim.kernel import torch_generator
-from workloads.cache import cache_dir, write_atomic
+from workloads.cache import cache_dir, load_checked, save_checked
+from workloads.xr.tasks import TASKS
 
 
 class Conv(nn.Module):
@@ -928,7 +929,6 @@ _MODELS: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     # 644 frames of 128-d features (the list's 668 includes the 24 frames of padding)
     "action_segmentation": (ActionSegmentation, (1, 128, 644)),
 }
-TASKS: tuple[str, ...] = tuple(_MODELS)
 # XRBench's network names (usage_scenarios/*.m) -> the task model standing for them
 XRBENCH_NETWORKS: dict[str, str] = {
     "ES_RITNet": "eye_segmentation",
@@ -995,11 +995,12 @@ def task_layers(task: str) -> tuple[Layer, ...]:
     """The layers of ``task``'s model, traced once and cached in process and on disk."""
     _entry(task)
     path = cache_dir() / f"xr-layers-{task}-{_source_key()}.json"
-    try:
-        return tuple(Layer(**row) for row in json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        pass  # not cached yet, or unreadable: trace again
+    payload = load_checked(path)  # None if absent, damaged, edited or made for another key
+    if payload is not None:
+        try:
+            return tuple(Layer(**row) for row in json.loads(payload))
+        except (ValueError, TypeError):
+            pass  # checksum-valid but not layers (an older format): trace again
     layers = extract_layers(build_model(task), example_input(task))
-    rows = [dataclasses.asdict(layer) for layer in layers]
-    write_atomic(path, lambda f: json.dump(rows, f), text=True)
+    save_checked(path, json.dumps([dataclasses.asdict(layer) for layer in layers]).encode())
     return layers
