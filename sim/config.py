@@ -369,8 +369,10 @@ class PolicyRef(StrictModel):
     """
 
     family: ClassVar[str] = ""
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(description="a registered policy of the family (testbed list shows them)")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the policy's parameters (testbed describe FAMILY NAME)"
+    )
 
     @field_validator("name")
     @classmethod

@@ -58,10 +58,12 @@ FactorValues = Annotated[list[Any], Field(min_length=1)]
 class Distribution(StrictModel):
     """One random factor: exactly one of ``choice``, ``uniform``, ``loguniform``, ``randint``."""
 
-    choice: FactorValues | None = None
-    uniform: tuple[float, float] | None = None
-    loguniform: tuple[float, float] | None = None
-    randint: tuple[int, int] | None = None
+    choice: FactorValues | None = Field(None, description="values drawn uniformly")
+    uniform: tuple[float, float] | None = Field(None, description="[low, high]: a float drawn uniformly")
+    loguniform: tuple[float, float] | None = Field(
+        None, description="[low, high], low > 0: a float whose log is drawn uniformly"
+    )
+    randint: tuple[int, int] | None = Field(None, description="[low, high]: an integer, both ends included")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Distribution:
@@ -89,24 +91,30 @@ class Distribution(StrictModel):
 
 
 class RandomFactors(StrictModel):
-    count: PositiveInt
-    seed: NonNegativeInt = 0
-    params: dict[str, Distribution] = Field(min_length=1)
+    count: PositiveInt = Field(description="points drawn")
+    seed: NonNegativeInt = Field(0, description="seed of the draws (the same points for every run seed)")
+    params: dict[str, Distribution] = Field(min_length=1, description="config key -> its distribution")
 
 
 class SweepSpec(StrictModel):
     """A study: base scenario, overrides, factors and seeds (see docs/sweeps.md)."""
 
-    name: str = "sweep"
+    name: str = Field("sweep", description="the study's name (default output folder runs/<name>)")
     base: str | dict[str, Any] | Annotated[list[str | dict[str, Any]], Field(min_length=1)] = Field(
         description="scenario file (relative to the sweep file) or mapping; a list makes the "
         "factor `scenario`"
     )
     set: dict[str, Any] = Field(default_factory=dict, description="overrides for every run")
-    grid: dict[str, FactorValues] = Field(default_factory=dict)
-    zip: dict[str, FactorValues] = Field(default_factory=dict)
-    random: RandomFactors | None = None
-    seeds: PositiveInt | Annotated[list[NonNegativeInt], Field(min_length=1)] = 1
+    grid: dict[str, FactorValues] = Field(
+        default_factory=dict, description="config key -> values; every combination is a point"
+    )
+    zip: dict[str, FactorValues] = Field(
+        default_factory=dict, description="config key -> values of equal length, taken row by row"
+    )
+    random: RandomFactors | None = Field(None, description="factors drawn from distributions")
+    seeds: PositiveInt | Annotated[list[NonNegativeInt], Field(min_length=1)] = Field(
+        1, description="N (seeds 0..N-1) or a list of seeds; every point runs with each"
+    )
     baseline: dict[str, Any] | None = Field(
         None, description="factor values of the baseline, e.g. {scheduler.name: fcfs}"
     )

@@ -39,16 +39,28 @@ class DataConfig(StrictModel):
     if fewer.
     """
 
-    source: Literal["digits", "breast_cancer", "wine", "csv"] = "digits"
-    csv_x: str | None = None
-    csv_y: str | None = None
+    source: Literal["digits", "breast_cancer", "wine", "csv"] = Field(
+        "digits", description="a scikit-learn table, or csv (csv_x and csv_y)"
+    )
+    csv_x: str | None = Field(
+        None, description="csv: file of numeric feature columns (relative to the working folder)"
+    )
+    csv_y: str | None = Field(None, description="csv: file of one integer label column, row for row")
     header: bool = Field(True, description="the CSV files start with a row of column names")
     n_classes: int | None = Field(None, ge=2, description="csv: the class set; unset: 0 .. max label")
-    minmax: bool = True
-    label_noise: float = Field(0.0, ge=0.0, lt=1.0)
-    holdout: PositiveInt | None = None
-    test_points: PositiveInt | None = None
-    split_seed: NonNegativeInt = 0
+    minmax: bool = Field(True, description="scale features by the pool's minimum and maximum")
+    label_noise: float = Field(
+        0.0, ge=0.0, lt=1.0, description="share of pool labels replaced by uniformly drawn ones"
+    )
+    holdout: PositiveInt | None = Field(
+        None, description="held-out rows (unset: 5,000, or a third of a small table)"
+    )
+    test_points: PositiveInt | None = Field(
+        None, description="held-out rows used as the test set (unset: 3,000 or all)"
+    )
+    split_seed: NonNegativeInt = Field(
+        0, description="seed of the shuffle and label noise (same for every run seed)"
+    )
 
     @model_validator(mode="after")
     def _source_fields(self) -> DataConfig:
