@@ -22,7 +22,8 @@ from sim.cli import main
 from tests.conftest import shipped, short_s
 
 FILES = [*shipped("scenario"), *shipped("sweep")]
-XR = [p for p in shipped("scenario") if p.parent.name == "xr"]
+# xr files run for real, but not the supernet one: a fresh cache trains it for minutes
+XR = [p for p in shipped("scenario") if p.parent.name == "xr" and "supernet" not in p.read_text()]
 
 HOSTILE = st.one_of(
     st.sampled_from(
@@ -112,7 +113,7 @@ def test_mutated_files_validate_or_fail_in_one_line(tmp_path, capsys, data):
     tree = _mutate(tree, data.draw)
     path = tmp_path / source.name
     path.write_text(yaml.safe_dump(tree, sort_keys=False))
-    with time_limit(10):
+    with time_limit(30):  # generous: the first file of a kind pays its imports on a busy machine
         code = main(["validate", str(path)])
     _check_contract(code, capsys.readouterr().err)
 
@@ -141,7 +142,7 @@ def test_perturbed_xr_scenarios_that_validate_run(tmp_path, capsys, data):
     path = tmp_path / source.name
     path.write_text(yaml.safe_dump(tree, sort_keys=False))
     out = tmp_path / "out"
-    with time_limit(20):
+    with time_limit(60):  # a fresh cache traces the models first
         code = main(["run", str(path), "--out", str(out), "--no-report", "--force"])
     _check_contract(code, capsys.readouterr().err)
     if code == 0:
