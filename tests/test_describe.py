@@ -74,7 +74,12 @@ def test_unknown_key_suggests_the_closest_field(override, expected, capsys):
 
 
 # config models whose every field has a description; the others still lack some (see issue 14.4)
-DESCRIBED = {"sim.sweep", "workloads.market.spec", "workloads.market.data"}  # and every PolicyRef
+DESCRIBED = {
+    "sim.sweep",
+    "workloads.market.spec",
+    "workloads.market.data",
+    "workloads.xr.spec",
+}  # and every PolicyRef
 
 
 def _config_models():

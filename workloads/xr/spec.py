@@ -68,19 +68,31 @@ class ModelStream(StrictModel):
     amount of input work from frame to frame (scaling latency and energy).
     """
 
-    name: str = Field(min_length=1)
+    name: str = Field(
+        min_length=1, description="the model's name in the run; a task name unless `task` is set"
+    )
     task: str | None = Field(None, description="model architecture; defaults to `name`")
     supernet: str | None = Field(None, description="a slimmable supernet instead of a task")
     maestro: MaestroRef | None = Field(None, description="a network of a MAESTRO .m file instead of a task")
     width: PositiveFloat | None = Field(None, description="supernet width served by default (largest)")
-    samples_per_frame: PositiveInt = 1
-    work: VariationConfig = Field(default_factory=VariationConfig)
-    fps: PositiveFloat | None = None
-    arrival: ArrivalConfig = Field(default_factory=ArrivalConfig)
-    depends_on: list[str] = Field(default_factory=list)
-    trigger_p: float = Field(1.0, ge=0.0, le=1.0)
-    deadline: Literal["next_frame", "none"] | PositiveFloat = "next_frame"
-    priority: NonNegativeFloat = 1.0
+    samples_per_frame: PositiveInt = Field(1, description="inputs processed per frame (cost scales with it)")
+    work: VariationConfig = Field(
+        default_factory=VariationConfig, description="per-frame input work factor (scales latency and energy)"
+    )
+    fps: PositiveFloat | None = Field(
+        None, description="frames per second (before load_scale); a dependent model takes its root's"
+    )
+    arrival: ArrivalConfig = Field(default_factory=ArrivalConfig, description="how the frames arrive")
+    depends_on: list[str] = Field(
+        default_factory=list, description="upstream models whose output of the same frame this one runs on"
+    )
+    trigger_p: float = Field(
+        1.0, ge=0.0, le=1.0, description="probability per upstream edge that a frame triggers this model"
+    )
+    deadline: Literal["next_frame", "none"] | PositiveFloat = Field(
+        "next_frame", description="next_frame: the next frame's arrival; none; or seconds after arrival"
+    )
+    priority: NonNegativeFloat = Field(1.0, description="read by priority-aware schedulers")
 
     @field_validator("depends_on", mode="before")
     @classmethod
@@ -151,7 +163,9 @@ class MetricsConfig(StrictModel):
 
 
 class ReportConfig(StrictModel):
-    gantt_window_s: tuple[NonNegativeFloat, PositiveFloat] = (0.0, 0.2)
+    gantt_window_s: tuple[NonNegativeFloat, PositiveFloat] = Field(
+        (0.0, 0.2), description="[start, end] seconds of the run shown in the report's Gantt chart"
+    )
 
 
 def _vr_gaming() -> list[ModelStream]:
@@ -168,18 +182,24 @@ class Phase(StrictModel):
     A removed model's frames stop, and so do those of the models depending on it.
     """
 
-    at_s: PositiveFloat
-    add: list[ModelStream] = Field(default_factory=list)
-    remove: list[str] = Field(default_factory=list)
+    at_s: PositiveFloat = Field(
+        description="seconds into the run, after the previous phase and before the end"
+    )
+    add: list[ModelStream] = Field(default_factory=list, description="models that start at at_s")
+    remove: list[str] = Field(
+        default_factory=list, description="running models that stop at at_s (with those depending on them)"
+    )
 
 
 class XRSpec(StrictModel):
     """A real-time multi-model scenario on a multi-accelerator system (XRBench semantics)."""
 
-    kind: Literal["xr"] = "xr"
-    name: str = "vr_gaming"
-    seed: int = Field(0, ge=0)
-    duration_s: PositiveFloat = 2.0
+    kind: Literal["xr"] = Field("xr", description="scenario kind")
+    name: str = Field(
+        "vr_gaming", description="the run's name (default output folder runs/<name>-seed<seed>)"
+    )
+    seed: int = Field(0, ge=0, description="run seed: every random stream derives from it")
+    duration_s: PositiveFloat = Field(2.0, description="simulated seconds of frame arrivals")
     integer_ms_period: bool = Field(
         True, description="round frame periods down to whole ms, as XRBench's runtime does"
     )
@@ -192,9 +212,16 @@ class XRSpec(StrictModel):
     load_scale: PositiveFloat = Field(
         1.0, description="multiplies every stream's fps (1.5: every model asks for 50% more frames)"
     )
-    hardware: HardwareConfig = Field(default_factory=HardwareConfig)
-    scheduler: SchedulerRef = Field(default_factory=lambda: SchedulerRef(name="edf"))
-    granularity: Literal["model", "layer_block"] = "model"
+    hardware: HardwareConfig = Field(
+        default_factory=HardwareConfig, description="the accelerators (a preset or explicit list)"
+    )
+    scheduler: SchedulerRef = Field(
+        default_factory=lambda: SchedulerRef(name="edf"),
+        description="scheduling policy: which job runs where",
+    )
+    granularity: Literal["model", "layer_block"] = Field(
+        "model", description="model: a started job runs to the end; layer_block: rescheduled after each block"
+    )
     blocks_per_model: PositiveInt = Field(4, description="layer blocks per model at layer_block granularity")
     context_switch_s: NonNegativeFloat = Field(
         1e-5,
@@ -202,11 +229,17 @@ class XRSpec(StrictModel):
         "ran there since, or it moves): saving and restoring a block boundary's activations, "
         "assumed 2 x 640 KiB over one 128 B/cycle off-chip link at 1 GHz = 10 us",
     )
-    service_time: VariationConfig = Field(default_factory=VariationConfig)
-    models: list[ModelStream] = Field(default_factory=_vr_gaming, min_length=1)
-    phases: list[Phase] = Field(default_factory=list)
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
-    report: ReportConfig = Field(default_factory=ReportConfig)
+    service_time: VariationConfig = Field(
+        default_factory=VariationConfig, description="per-job variation of the service time"
+    )
+    models: list[ModelStream] = Field(
+        default_factory=_vr_gaming, min_length=1, description="the models running from the start"
+    )
+    phases: list[Phase] = Field(default_factory=list, description="times at which models join or leave")
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig, description="constants of the XRBench score and UXCost"
+    )
+    report: ReportConfig = Field(default_factory=ReportConfig, description="what the run's report shows")
 
     def streams(self) -> list[ModelStream]:
         """Every model of the run: the initial ones, then those the phases add, in order."""
