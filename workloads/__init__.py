@@ -8,3 +8,4 @@ from sim.registry import provide
 
 for _kind in ("edge", "federated", "market", "xr"):
     provide("scenario", f"workloads.{_kind}", [_kind])
+provide("model", "workloads.xr.models")  # the built-in models register there (@register("model", ...))
