@@ -41,7 +41,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import MODULE first so its kinds and policies register (repeatable)",
+        help="import MODULE (a module name found from the working folder, or a path to a .py "
+        "file) first so its kinds and policies register (repeatable)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="full traceback of a policy's error"
     )
 
 
@@ -49,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="testbed", description="Discrete-event testbed for ML systems research."
     )
+    parser.add_argument("--debug", action="store_true", help="print the full traceback of a policy's error")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -62,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: runs/<name>-seed<seed>)")
     p.add_argument("--seed", type=int, help="run seed (default: the file's `seed`, else 0)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report and figures")
+    p.add_argument("--force", action="store_true", help="replace the run folder already at --out")
     _common(p)
 
     p = sub.add_parser(
@@ -145,9 +151,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sim.runner import load_spec, run, write_run
 
     spec = load_spec(args.file, args.sets)
+    seed = spec.seed if args.seed is None else args.seed
+    name = getattr(spec, "name", spec.kind)
+    out = Path(args.out or f"runs/{path_safe(f'{name}-seed{seed}')}")
+    if not args.force and (out.is_symlink() or out.is_file() or (out.is_dir() and any(out.iterdir()))):
+        raise ConfigError(f"--out {out}: exists and is not empty; choose another folder or add --force")
     result = run(spec, seed=args.seed, progress=sys.stderr.isatty())
-    name = path_safe(f"{result.config.get('name', result.kind)}-seed{result.seed}")
-    out = Path(args.out or f"runs/{name}")
     write_run(result, out, report=not args.no_report)
     print(f"wrote {out}  ({result.wall_time_s:.2f} s wall)")
     for key in registry.get("scenario", result.kind).headline_metrics:
@@ -191,11 +200,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     data = load_yaml(args.file)
     if "kind" not in data and "base" in data:  # a sweep file: check every run it expands to
-        from sim.sweep import load_sweep, plan
+        from sim.sweep import check, load_sweep
 
         sweep_spec, bases = load_sweep(args.file, args.sets)
-        runs = plan(sweep_spec, bases, prepare=False)
-        print(f"{args.file}: valid sweep of {len(runs)} runs")
+        print(f"{args.file}: valid sweep of {check(sweep_spec, bases)} runs")
         return 0
     spec = load_spec(args.file, args.sets)
     print(f"{args.file}: valid {spec.kind} scenario")
@@ -300,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         registry.load_plugins(getattr(args, "plugin", []) or [])
         return COMMANDS[args.command](args)
     except ConfigError as exc:
+        if getattr(args, "debug", False) and getattr(exc, "debug_traceback", None):
+            print(exc.debug_traceback, file=sys.stderr, end="")
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_USAGE

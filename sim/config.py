@@ -12,6 +12,7 @@ parser when it is installed.
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 import re
 import reprlib
@@ -301,9 +302,27 @@ def path_safe(name: str, limit: int = 80) -> str:
 SUBFIELD_MARK = "@"
 
 
-def problems_of(exc: ValidationError, prefix: str = "") -> list[str]:
+def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the model nested in ``model`` at ``loc`` (list indices skipped), or []."""
+    import typing
+
+    for part in loc:
+        if isinstance(part, int) or part not in model.model_fields:
+            continue
+        annotation = model.model_fields[part].annotation
+        inner = [annotation, *typing.get_args(annotation)]
+        inner += [a for arg in inner for a in typing.get_args(arg)]  # list[Model] | None
+        found = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not found:
+            return []
+        model = found[0]
+    return list(model.model_fields)
+
+
+def problems_of(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> list[str]:
     """One line per pydantic error: ``field.path: message (got value)``.
 
+    An unknown key gets "did you mean" the closest field of ``model`` at that place.
     A validator whose message starts with ``SUBFIELD_MARK`` names a path below its own
     field and carries its own value, e.g. ``"@params.rate: must be > 0 (got -1)"`` on
     field ``scheduler`` becomes ``scheduler.params.rate: must be > 0 (got -1)``.
@@ -322,7 +341,10 @@ def problems_of(exc: ValidationError, prefix: str = "") -> list[str]:
         if not loc:  # a check across fields: its message names the fields itself
             line = f"{prefix}: {msg}" if prefix else msg
         elif err["type"] == "extra_forbidden":
-            line = f"{path}: unknown key (got {_short(err['input'])})"
+            known = _keys_at(model, err["loc"][:-1]) if model is not None else []
+            close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            line = f"{path}: unknown key (got {_short(err['input'])}){hint}"
         elif err["type"] == "missing":
             line = f"{path}: required field is missing"
         else:
@@ -336,7 +358,7 @@ def validate(model: type[M], data: Any, prefix: str = "") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(problems_of(exc, prefix)) from None
+        raise ConfigError(problems_of(exc, prefix, model)) from None
 
 
 class PolicyRef(StrictModel):
@@ -347,8 +369,10 @@ class PolicyRef(StrictModel):
     """
 
     family: ClassVar[str] = ""
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(description="a registered policy of the family (testbed list shows them)")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the policy's parameters (testbed describe FAMILY NAME)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -378,7 +402,8 @@ class PolicyRef(StrictModel):
         try:
             return params_model.model_validate(self.params).model_dump()
         except ValidationError as exc:
-            raise ValueError("; ".join(f"{SUBFIELD_MARK}params.{p}" for p in problems_of(exc))) from None
+            problems = problems_of(exc, model=params_model)
+            raise ValueError("; ".join(f"{SUBFIELD_MARK}params.{p}" for p in problems)) from None
 
     def build(self) -> Any:
         """A fresh instance of the policy with its validated params."""

@@ -111,7 +111,7 @@ def describe(target: list[str]) -> list[str]:
         raise ConfigError(
             "describe: give a scenario kind (describe xr) or a family and a name (describe scheduling sdrm3)"
         )
-    if family not in registry.families():
+    if not registry.known_family(family):
         raise ConfigError(f"describe: unknown family {family!r}; known: {', '.join(registry.families())}")
     cls = registry.get(family, name)
     model = getattr(cls, "Spec", None) if family == "scenario" else getattr(cls, "Params", None)

@@ -7,3 +7,14 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str] | str):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class PolicyError(ConfigError):
+    """A policy raised while deciding: one line naming the policy, the call and the error.
+
+    ``debug_traceback`` keeps the full traceback for ``--debug``.
+    """
+
+    def __init__(self, problem: str, debug_traceback: str):
+        super().__init__(problem)
+        self.debug_traceback = debug_traceback

@@ -9,10 +9,13 @@ RNG state.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
-import torch
+
+if TYPE_CHECKING:  # torch is imported only by the runs that draw from a torch generator
+    import torch
 
 
 def _name_key(name: str) -> tuple[int, ...]:
@@ -58,6 +61,8 @@ def numpy_rng(seed: int, name: str) -> np.random.Generator:
 
 def torch_generator(seed: int, name: str) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded from ``(seed, name)``, independent of global state."""
+    import torch
+
     state = seed_sequence(seed, name).generate_state(2, dtype=np.uint32)
     gen = torch.Generator()
     gen.manual_seed(int(state[0]) << 32 | int(state[1]))

@@ -2,17 +2,26 @@
 
 Built-in and third-party code register the same way: a module listed in the
 ``testbed.plugins`` entry-point group (the project's own ``workloads`` and ``policies``
-are declared in its ``pyproject.toml``) or named by ``--plugin module`` is imported,
-and its ``@register(...)`` decorators fill the tables. The engine never imports a
-kind or a policy by name.
+are declared in its ``pyproject.toml``) or named by ``--plugin`` is imported, and its
+``@register(...)`` decorators fill the tables. The engine never imports a kind or a
+policy by name.
+
+A plugin package may instead :func:`provide` its modules: it says which module
+registers which family (and names), and the registry imports a module only when a
+name it provides is asked for. So ``testbed validate`` of an xr file imports the xr
+kind and the scheduling policies, not torch-heavy kinds it does not use.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
+import os
+import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sim.errors import ConfigError
@@ -20,6 +29,7 @@ from sim.errors import ConfigError
 T = TypeVar("T")
 
 _TABLES: dict[str, dict[str, Any]] = {}
+_PROVIDERS: dict[str, list[tuple[str, frozenset[str] | None]]] = {}  # family -> (module, names)
 _LOADED: set[str] = set()
 _ENTRY_POINTS_LOADED: list[bool] = []  # non-empty once the entry points are imported
 
@@ -39,6 +49,27 @@ def register(family: str, name: str) -> Callable[[T], T]:
     return deco
 
 
+def provide(family: str, module: str, names: list[str] | tuple[str, ...] | None = None) -> None:
+    """Declare that importing ``module`` registers ``names`` in ``family`` (None: whichever
+    names it registers); the registry imports it the first time one of them is needed."""
+    _PROVIDERS.setdefault(family, []).append((module, None if names is None else frozenset(names)))
+
+
+def _import_providers(family: str | None = None, name: str | None = None) -> None:
+    """Import the provided modules of ``family`` (every family if None) that may hold ``name``."""
+    families = list(_PROVIDERS) if family is None else [family]
+    for fam in families:
+        for module, provided in _PROVIDERS.get(fam, ()):
+            if module not in _LOADED and (name is None or provided is None or name in provided):
+                importlib.import_module(module)
+                _LOADED.add(module)
+
+
+def loaded() -> list[str]:
+    """Provided and ``--plugin`` modules imported so far in this process, by module name."""
+    return sorted(m for m in _LOADED if not m.endswith(".py"))
+
+
 def load_plugins(extra: tuple[str, ...] | list[str] = ()) -> None:
     """Import every ``testbed.plugins`` entry point, then each module in ``extra``."""
     if not _ENTRY_POINTS_LOADED:  # scanning installed metadata costs ~10 ms: once per process
@@ -48,37 +79,106 @@ def load_plugins(extra: tuple[str, ...] | list[str] = ()) -> None:
                 _LOADED.add(ep.value)
         _ENTRY_POINTS_LOADED.append(True)
     for module in extra:
-        if module in _LOADED:
-            continue
+        if module not in _LOADED:
+            _import_plugin(module)
+            _LOADED.add(module)
+
+
+def _import_plugin(module: str) -> None:
+    """Import ``--plugin`` ``module``: a path to a ``.py`` file, or a module name found from
+    the working folder (as ``python -m`` finds it) or the installed packages."""
+    if module.endswith(".py"):
+        path = Path(module)
+        if not path.is_file():
+            raise ConfigError(f"--plugin: no such file {module!r}")
+        name = path.stem
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ConfigError(f"--plugin: cannot import {module!r} (not a Python file)")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded  # so pickled classes and dataclasses of the module resolve
         try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(f"--plugin: cannot import {module!r} ({exc})") from None
-        _LOADED.add(module)
+            spec.loader.exec_module(loaded)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the console script does not put the working folder first
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        if exc.name not in (module, *_parents(module)):  # found, but it imports something missing
+            raise ConfigError(f"--plugin: {module!r} cannot be imported: {exc}") from None
+        raise ConfigError(
+            f"--plugin: cannot import {module!r} (no module of that name in {os.getcwd()} or the "
+            f"installed packages; give a path to a .py file or a module name)"
+        ) from None
+
+
+def _parents(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def names(family: str) -> list[str]:
     """Registered names of ``family``, sorted."""
     load_plugins()
+    _import_providers(family)
     return sorted(_TABLES.get(family, {}))
 
 
 def families() -> list[str]:
+    """Every family with a registered name (imports every provided module)."""
     load_plugins()
+    _import_providers()
     return sorted(_TABLES)
+
+
+def known_family(family: str) -> bool:
+    """Whether ``family`` has or is provided names, without importing any of them."""
+    load_plugins()
+    return bool(_TABLES.get(family)) or family in _PROVIDERS
 
 
 def get(family: str, name: str) -> Any:
     """The class registered as ``name`` in ``family``; a ConfigError lists the known ones."""
     load_plugins()
     table = _TABLES.get(family, {})
+    if name not in table:
+        _import_providers(family, name)
+        table = _TABLES.get(family, {})
     try:
         return table[name]
     except KeyError:
+        _import_providers(family)  # the full list, for the message
+        table = _TABLES.get(family, {})
         known = ", ".join(sorted(table)) or "none"
         close = difflib.get_close_matches(str(name), list(table), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(f"{family} {name!r} is not registered; {hint}known: {known}") from None
+
+
+def policy_of(cls: type) -> tuple[str, str] | None:
+    """(family, name) under which class ``cls`` is registered as a policy, or None."""
+    for family, table in _TABLES.items():
+        for name, registered in table.items():
+            if registered is cls and family != "scenario":
+                return family, name
+    return None
+
+
+def deferred(target: str) -> Callable[..., Any]:
+    """The function ``"module:name"``, imported on its first call: a kind's heavy hooks
+    (its world, figures, sweep tables) cost nothing until a run or a report needs them."""
+    module, _, attr = target.partition(":")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = attr
+    call.__doc__ = f"Calls {target} (imported on first use)."
+    return call
 
 
 def describe(cls: Any) -> str:

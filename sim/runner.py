@@ -8,6 +8,7 @@ optional ``prepare(spec)`` does shared cached work once before a sweep's workers
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -15,19 +16,22 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel
 
 from sim import registry
 from sim.config import apply_overrides, load_yaml, path_safe, validate
-from sim.errors import ConfigError
+from sim.errors import ConfigError, PolicyError
 from sim.kernel import Kernel
+
+if TYPE_CHECKING:  # pandas is imported where a table is built or read
+    import pandas as pd
 
 _VERSIONED = ("ml-testbed", "simpy", "numpy", "torch", "pandas", "pydantic", "networkx")
 
@@ -89,11 +93,12 @@ def run(spec: BaseModel, seed: int | None = None, progress: bool = False) -> Run
     kind = kind_of(spec.kind)
     kernel = Kernel(spec.seed)
     start = time.perf_counter()
-    world = kind.build(spec, kernel)
-    if progress and hasattr(spec, "duration_s"):
-        _show_progress(kernel, spec.duration_s)
-    world.run()
-    summary, tables = world.results()
+    with _policy_errors():
+        world = kind.build(spec, kernel)
+        if progress and hasattr(spec, "duration_s"):
+            _show_progress(kernel, spec.duration_s)
+        world.run()
+        summary, tables = world.results()
     return RunResult(
         kind=spec.kind,
         seed=spec.seed,
@@ -103,6 +108,36 @@ def run(spec: BaseModel, seed: int | None = None, progress: bool = False) -> Run
         versions=versions(),
         wall_time_s=time.perf_counter() - start,
     )
+
+
+@contextlib.contextmanager
+def _policy_errors() -> Iterator[None]:
+    """Turn an exception raised inside a registered policy's code into a one-line PolicyError
+    that names the policy, the method and the error (the traceback is kept for ``--debug``)."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as exc:
+        import traceback
+
+        culprit, error = None, exc
+        while error is not None and culprit is None:  # SimPy re-raises a process's error as a copy
+            for frame, _ in traceback.walk_tb(error.__traceback__):
+                policy = frame.f_locals.get("self")  # a method of a registered policy's instance
+                owner = registry.policy_of(type(policy)) if policy is not None else None
+                if owner is not None:
+                    culprit = (*owner, frame.f_code.co_name, frame.f_lineno)
+            error = error.__cause__ if culprit is None else error
+        if culprit is None:
+            raise
+        family, name, where, line = culprit
+        text = str(exc).strip().splitlines()
+        raise PolicyError(
+            f"{family} policy {name!r}: {where}() raised {type(exc).__name__}"
+            f"{': ' + text[0][:200] if text else ''} (line {line}; --debug for the traceback)",
+            "".join(traceback.format_exception(exc)),
+        ) from None
 
 
 def _show_progress(kernel: Kernel, duration_s: float, steps: int = 100) -> None:
@@ -173,6 +208,8 @@ def _write_files(result: RunResult, out: Path, report: bool) -> None:
 
 def read_run(run_dir: str | Path) -> RunResult:
     """Load a written run folder back into a RunResult."""
+    import pandas as pd
+
     run_dir = Path(run_dir)
     if not (run_dir / "summary.json").is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no summary.json)")

@@ -14,9 +14,11 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a table is built or read
+    import pandas as pd
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -126,4 +128,6 @@ class RunStore:
                     "error": error,
                 }
             )
+        import pandas as pd
+
         return pd.DataFrame(rows)

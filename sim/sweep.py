@@ -29,17 +29,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import connection, get_context
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-import pandas as pd
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from sim import registry
 from sim.config import StrictModel, apply_overrides, load_yaml, set_values, validate
 from sim.errors import ConfigError
 from sim.kernel import numpy_rng
 from sim.store import DONE, FAILED, RunStore, run_id
+
+if TYPE_CHECKING:  # pandas is imported where a table is built or read
+    import pandas as pd
 
 BACKENDS = ("serial", "pool", "ray")
 FactorValues = Annotated[list[Any], Field(min_length=1)]
@@ -48,10 +58,12 @@ FactorValues = Annotated[list[Any], Field(min_length=1)]
 class Distribution(StrictModel):
     """One random factor: exactly one of ``choice``, ``uniform``, ``loguniform``, ``randint``."""
 
-    choice: FactorValues | None = None
-    uniform: tuple[float, float] | None = None
-    loguniform: tuple[float, float] | None = None
-    randint: tuple[int, int] | None = None
+    choice: FactorValues | None = Field(None, description="values drawn uniformly")
+    uniform: tuple[float, float] | None = Field(None, description="[low, high]: a float drawn uniformly")
+    loguniform: tuple[float, float] | None = Field(
+        None, description="[low, high], low > 0: a float whose log is drawn uniformly"
+    )
+    randint: tuple[int, int] | None = Field(None, description="[low, high]: an integer, both ends included")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Distribution:
@@ -79,24 +91,30 @@ class Distribution(StrictModel):
 
 
 class RandomFactors(StrictModel):
-    count: PositiveInt
-    seed: NonNegativeInt = 0
-    params: dict[str, Distribution] = Field(min_length=1)
+    count: PositiveInt = Field(description="points drawn")
+    seed: NonNegativeInt = Field(0, description="seed of the draws (the same points for every run seed)")
+    params: dict[str, Distribution] = Field(min_length=1, description="config key -> its distribution")
 
 
 class SweepSpec(StrictModel):
     """A study: base scenario, overrides, factors and seeds (see docs/sweeps.md)."""
 
-    name: str = "sweep"
+    name: str = Field("sweep", description="the study's name (default output folder runs/<name>)")
     base: str | dict[str, Any] | Annotated[list[str | dict[str, Any]], Field(min_length=1)] = Field(
         description="scenario file (relative to the sweep file) or mapping; a list makes the "
         "factor `scenario`"
     )
     set: dict[str, Any] = Field(default_factory=dict, description="overrides for every run")
-    grid: dict[str, FactorValues] = Field(default_factory=dict)
-    zip: dict[str, FactorValues] = Field(default_factory=dict)
-    random: RandomFactors | None = None
-    seeds: PositiveInt | Annotated[list[NonNegativeInt], Field(min_length=1)] = 1
+    grid: dict[str, FactorValues] = Field(
+        default_factory=dict, description="config key -> values; every combination is a point"
+    )
+    zip: dict[str, FactorValues] = Field(
+        default_factory=dict, description="config key -> values of equal length, taken row by row"
+    )
+    random: RandomFactors | None = Field(None, description="factors drawn from distributions")
+    seeds: PositiveInt | Annotated[list[NonNegativeInt], Field(min_length=1)] = Field(
+        1, description="N (seeds 0..N-1) or a list of seeds; every point runs with each"
+    )
     baseline: dict[str, Any] | None = Field(
         None, description="factor values of the baseline, e.g. {scheduler.name: fcfs}"
     )
@@ -229,13 +247,32 @@ def plan(sweep: SweepSpec, bases: dict[str, dict[str, Any]], prepare: bool = Tru
     Problems are reported before anything runs: an unknown factor key, or a point whose
     scenario is invalid (named by its factor values). With several base scenarios the
     factor ``scenario`` (the file's stem) comes first. ``prepare=False`` skips the kinds'
-    shared cached work (for ``testbed validate``).
+    shared cached work.
     """
+    runs = []
+    for factors, spec in _validated_points(sweep, bases, prepare):
+        for seed in sweep.seed_list():
+            config = spec.model_copy(update={"seed": seed}).model_dump(mode="json")
+            runs.append(
+                {"id": run_id(config), "ord": len(runs), "factors": factors, "seed": seed, "config": config}
+            )
+    return runs
+
+
+def check(sweep: SweepSpec, bases: dict[str, dict[str, Any]]) -> int:
+    """Validate every run of the sweep as :func:`plan` does, without building them; their count."""
+    return len(_validated_points(sweep, bases, prepare=False)) * len(sweep.seed_list())
+
+
+def _validated_points(
+    sweep: SweepSpec, bases: dict[str, dict[str, Any]], prepare: bool
+) -> list[tuple[dict[str, Any], BaseModel]]:
+    """(factors, validated spec) of every point of every base; ``baseline`` and ``highlight`` checked."""
     from sim.runner import kind_of
 
     registry.load_plugins(sweep.plugins)
     several = isinstance(sweep.base, list)
-    runs = []
+    points = []
     for label, base in bases.items():
         base = set_values(base, sweep.set, label="set:")
         kind = kind_of(base.get("kind"))
@@ -267,19 +304,9 @@ def plan(sweep: SweepSpec, bases: dict[str, dict[str, Any]], prepare: bool = Tru
             except ConfigError as exc:
                 where = ", ".join(f"{k}={v!r}" for k, v in factors.items())
                 raise ConfigError([f"point {where}: {p}" for p in exc.problems]) from None
-            for seed in sweep.seed_list():
-                config = spec.model_copy(update={"seed": seed}).model_dump(mode="json")
-                runs.append(
-                    {
-                        "id": run_id(config),
-                        "ord": len(runs),
-                        "factors": factors,
-                        "seed": seed,
-                        "config": config,
-                    }
-                )
-    sweep.check_report_fields([r["factors"] for r in runs])
-    return runs
+            points.append((factors, spec))
+    sweep.check_report_fields([factors for factors, _ in points])
+    return points
 
 
 def execute(config: dict[str, Any], out_dir: str, plugins: list[str], report: bool) -> dict[str, Any]:
@@ -451,8 +478,11 @@ def _replace(pool: list[_Worker], worker: _Worker, context: Any) -> str:
 def _context() -> Any:
     if "forkserver" in _start_methods():
         context = get_context("forkserver")
-        # the fork server imports the heavy modules once; each worker forks from it ready
-        context.set_forkserver_preload(["sim.sweep", "sim.runner", *_plugin_modules()])
+        # the fork server imports the heavy modules once (the run's outputs, and every plugin
+        # module this driver has imported to validate the sweep); each worker forks from it ready
+        context.set_forkserver_preload(
+            ["sim.sweep", "sim.runner", "pandas", "pyarrow.parquet", *_plugin_modules()]
+        )
         return context
     return get_context("spawn")
 
@@ -553,16 +583,21 @@ def _ray_execute(config: dict[str, Any], out_dir: str, plugins: list[str], repor
 
 
 def _worker_init() -> None:
-    """One thread per worker process: the workers are the parallelism."""
-    import torch
-
-    torch.set_num_threads(1)
+    """One thread per worker process: the workers are the parallelism. torch, if a run
+    imports it later, reads ``OMP_NUM_THREADS`` then; importing it here would cost every
+    worker seconds."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    else:
+        os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def _plugin_modules() -> list[str]:
+    """Entry-point modules, and the kinds and policy families the driver has imported."""
     from importlib.metadata import entry_points
 
-    return [ep.value for ep in entry_points(group=registry.ENTRY_POINT_GROUP)]
+    heavy = [m for m in ("torch",) if m in sys.modules]  # the driver needed it to prepare the runs
+    return [*(ep.value for ep in entry_points(group=registry.ENTRY_POINT_GROUP)), *registry.loaded(), *heavy]
 
 
 def _start_methods() -> list[str]:

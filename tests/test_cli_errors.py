@@ -1,5 +1,7 @@
 """Bad input: exit code 2 and one line per problem naming the field; never a traceback."""
 
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +128,79 @@ def test_console_exit_code_is_two():
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: seed:") and "Traceback" not in proc.stderr
+
+
+DOCS = Path(__file__).parents[1] / "docs" / "extending.md"
+
+
+def _doc_steps(text: str) -> tuple[dict[str, str], list[str]]:
+    """Files (code blocks whose first line is ``# NAME``) and ``$ testbed`` commands of a page."""
+    import re
+
+    files, commands = {}, []
+    for lang, body in re.findall(r"```(\w*)\n(.*?)```", text, flags=re.S):
+        first, _, rest = body.partition("\n")
+        if lang in ("python", "yaml") and first.startswith("# ") and "." in first:
+            files[first[2:].strip()] = body
+        if lang == "console":
+            commands += [line[2:] for line in body.splitlines() if line.startswith("$ testbed ")]
+    return files, commands
+
+
+def _launcher(tmp_path: Path) -> list[str]:
+    """A ``testbed`` like the console script: the working folder is not on its path."""
+    script = tmp_path / "bin" / "testbed.py"
+    script.parent.mkdir()
+    script.write_text("import sys\nfrom sim.cli import main\nsys.exit(main())\n")
+    return [sys.executable, str(script)]
+
+
+def test_extending_docs_steps_work_verbatim(tmp_path):
+    files, commands = _doc_steps(DOCS.read_text())
+    assert {"my_schedulers.py", "my_scenario.yaml"} <= set(files) and len(commands) >= 4
+    work = tmp_path / "work"
+    work.mkdir()
+    for name, body in files.items():
+        (work / name).write_text(body)
+    testbed = _launcher(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    for command in commands:
+        argv = [*testbed, *shlex.split(command)[1:]]
+        done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (command, done.stderr)
+        if command.startswith("testbed list"):
+            assert "shortest_first" in done.stdout
+    assert (work / "runs" / "mine" / "summary.json").is_file()
+
+
+def test_failing_policy_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    (tmp_path / "bad_sched.py").write_text(
+        "from sim.registry import register\n\n\n"
+        '@register("scheduling", "divides_by_zero")\n'
+        "class DividesByZero:\n"
+        '    """Raises on its first decision."""\n\n'
+        "    def pick(self, ready, idle, now):\n"
+        "        return 1 / 0\n"
+    )
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "kind: xr\nduration_s: 0.2\nscheduler: {name: divides_by_zero}\n"
+        "models:\n  - {name: hand_tracking, fps: 45}\n"
+    )
+    argv = ["run", str(scenario), "--plugin", str(tmp_path / "bad_sched.py"), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "scheduling policy 'divides_by_zero': pick() raised ZeroDivisionError: division by zero" in err
+    assert main([*argv, "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "return 1 / 0" in err and err.strip().endswith("--debug for the traceback)")
+
+
+def test_plugin_that_does_not_exist_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["list", "--plugin", "no_such_plugin"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no module of that name in" in err
+    assert main(["list", "--plugin", "missing.py"]) == 2
+    assert "no such file 'missing.py'" in capsys.readouterr().err

@@ -243,17 +243,26 @@ def test_run_folder_is_whole_or_absent(tmp_path, capsys, monkeypatch):
     out = tmp_path / "one"
     assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(out)]) == 0
     (out / "stale.txt").write_text("from an older run")
-    assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(out)]) == 2  # not without --force
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists and is not empty" in err[0] and "--force" in err[0], err
+    assert (out / "stale.txt").exists()
+    assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(out), "--force"]) == 0
     assert not (out / "stale.txt").exists() and (out / "summary.json").is_file()
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.old"))
+    (tmp_path / "empty").mkdir()
+    assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(tmp_path / "empty")]) == 0
     capsys.readouterr()
     (tmp_path / "file").write_text("mine")
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "keep.txt").write_text("mine")
     for target in ("file", "folder"):
-        assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(tmp_path / target)]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "exists and is not a run folder" in err[0]
+        for force, expected in (([], "exists and is not empty"), (["--force"], "is not a run folder")):
+            argv = ["run", str(scenario), "--plugin", PLUGIN, "--out", str(tmp_path / target), *force]
+            assert main(argv) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and expected in err[0], err
     assert (tmp_path / "folder" / "keep.txt").read_text() == "mine"
     long_name = "x" * 300
     assert main(["run", str(scenario), "--plugin", PLUGIN, "--out", str(tmp_path / long_name)]) == 2
@@ -305,3 +314,23 @@ def test_tampered_cache_entry_is_missing(tmp_path, monkeypatch):
     assert torch.equal(load_torch(weights)["w"], torch.ones(4))
     weights.write_bytes(weights.read_bytes()[:-8] + bytes(8))  # zeroed tail
     assert load_torch(weights) is None
+
+
+def test_tampered_xr_layer_cost_entry_is_retraced(tmp_path, monkeypatch):
+    from workloads.xr import models
+
+    monkeypatch.setenv("TESTBED_CACHE", str(tmp_path))
+    models._task_layers.cache_clear()
+    true = models.task_layers("keyword_detection")
+    (path,) = tmp_path.glob("xr-layers-keyword_detection-*.json")
+    edited = path.read_bytes().replace(b'"macs": ', b'"macs": 9', 1)  # a layer's MACs made larger
+    assert edited != path.read_bytes()
+    path.write_bytes(edited)
+    assert models.load_checked(path) is None
+    models._task_layers.cache_clear()
+    assert models.task_layers("keyword_detection") == true  # the edited entry is ignored and rebuilt
+    assert models.load_checked(path) is not None
+    path.write_bytes(path.read_bytes()[:-30])  # truncated
+    models._task_layers.cache_clear()
+    assert models.task_layers("keyword_detection") == true
+    models._task_layers.cache_clear()

@@ -101,3 +101,32 @@ def test_sweep_file_validates_every_run(tmp_path, capsys):
     assert main(["validate", str(sweep)]) == 0
     assert "valid sweep of 4 runs" in capsys.readouterr().out
     _one_line(capsys, ["sweep", str(sweep), "--out", str(tmp_path / "o"), "--workers", "0"], "--workers")
+
+
+MARKET = ROOT / "scenarios" / "market" / "digits_market.yaml"
+
+
+def test_market_data_is_checked_at_validation(tmp_path, capsys):
+    _one_line(capsys, ["validate", str(MARKET), "--set", "data.holdout=1797"], "data.holdout: 1797 held-out")
+    _one_line(capsys, ["validate", str(MARKET), "--set", "predictors.0.seed_points=5"], "fewer than the 10")
+    _one_line(
+        capsys, ["validate", str(MARKET), "--set", "predictors.0.seed_points=2000"], "more than the 1198 pool"
+    )
+    x, y = tmp_path / "x.csv", tmp_path / "y.csv"
+    x.write_text("a,b\n" + "".join(f"{i},{i % 7}\n" for i in range(30)))
+    y.write_text("y\n" + "".join(f"{i % 2}\n" for i in range(30)))
+    csv = ["--set", "data.source=csv", "--set", f"data.csv_x={x}", "--set", f"data.csv_y={y}"]
+    small = [*csv, "--set", "predictors.0.seed_points=4"]
+    assert main(["validate", str(MARKET), *small]) == 0, capsys.readouterr().err
+    _one_line(capsys, ["validate", str(MARKET), *small, "--set", "data.holdout=40"], "leave no users")
+    _one_line(capsys, ["validate", str(MARKET), *csv, "--set", f"data.csv_y={tmp_path / 'no.csv'}"], "no.csv")
+    y.write_text("y\n" + "".join(f"{i % 2}\n" for i in range(29)) + "seven\n")
+    _one_line(capsys, ["validate", str(MARKET), *small], "data.csv_y: line 31")
+
+
+def test_bundled_row_counts_are_the_tables():
+    from sklearn import datasets
+
+    from workloads.market.data import BUNDLED_ROWS
+
+    assert {k: len(getattr(datasets, f"load_{k}")().target) for k in BUNDLED_ROWS} == BUNDLED_ROWS

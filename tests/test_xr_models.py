@@ -10,7 +10,8 @@ from devices.hardware import preset
 from devices.maestro import read_networks
 from sim.errors import ConfigError
 from workloads.xr import models
-from workloads.xr.models import TASKS, XRBENCH_NETWORKS, build_model, example_input, task_layers
+from workloads.xr.models import XRBENCH_NETWORKS, build_model, example_input, task_layers
+from workloads.xr.tasks import TASKS
 
 SCENARIOS = (
     Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "xrbench" / "usage_scenarios"
@@ -162,3 +163,9 @@ def test_cpu_trace_matches_meta_trace():
         build_model("action_segmentation", "cpu"), example_input("action_segmentation", "cpu")
     )
     assert cpu == extract_layers(build_model("action_segmentation"), example_input("action_segmentation"))
+
+
+def test_task_names_known_without_torch_are_the_built_in_models():
+    from workloads.xr.tasks import TASKS as TORCH_FREE
+
+    assert tuple(models._MODELS) == TORCH_FREE

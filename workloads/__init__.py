@@ -1,7 +1,11 @@
 """What runs: real PyTorch models, demand streams, and the scenario kinds.
 
-Importing this package registers its scenario kinds (it is a ``testbed.plugins``
-entry point).
+Importing this package (a ``testbed.plugins`` entry point) tells the registry where
+each scenario kind lives; a kind's package is imported when the kind is first needed.
 """
 
-from workloads import edge, federated, market, xr  # noqa: F401
+from sim.registry import provide
+
+for _kind in ("edge", "federated", "market", "xr"):
+    provide("scenario", f"workloads.{_kind}", [_kind])
+provide("model", "workloads.xr.models")  # the built-in models register there (@register("model", ...))

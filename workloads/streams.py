@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
 
 from sim.config import StrictModel, check_file, read_csv
@@ -79,6 +78,8 @@ def events_problem(rate_hz: float, duration_s: float, field: str) -> str | None:
 
 def read_trace(path: str | Path, field: str) -> np.ndarray:
     """Arrival times from the ``arrival_s`` column of a CSV; problems are ConfigErrors."""
+    import pandas as pd
+
     frame = read_csv(path, field)
     if "arrival_s" not in frame.columns:
         raise ConfigError(

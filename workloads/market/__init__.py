@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.kernel import Kernel
-from sim.registry import register
-from workloads.market import study
+from sim.registry import deferred, register
 from workloads.market.spec import MarketSpec
-from workloads.market.world import MarketWorld
+
+if TYPE_CHECKING:  # the world (torch) and the study (matplotlib) are imported when used
+    from workloads.market.world import MarketWorld
 
 
 @register("scenario", "market")
@@ -32,8 +33,8 @@ class MarketKind:
         **dict.fromkeys(("overall_quality", "qoe", "user_accuracy"), "higher"),
     }
 
-    sweep_figures = staticmethod(study.sweep_figures)
-    sweep_tables = staticmethod(study.sweep_tables)
+    sweep_figures = staticmethod(deferred("workloads.market.study:sweep_figures"))
+    sweep_tables = staticmethod(deferred("workloads.market.study:sweep_tables"))
 
     @staticmethod
     def prepare(spec: MarketSpec) -> None:
@@ -46,6 +47,8 @@ class MarketKind:
 
     @staticmethod
     def build(spec: MarketSpec, kernel: Kernel) -> MarketWorld:
+        from workloads.market.world import MarketWorld
+
         return MarketWorld(spec, kernel)
 
     @staticmethod

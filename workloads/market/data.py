@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from sim.config import SUBFIELD_MARK, StrictModel, read_csv
 from sim.errors import ConfigError
 from sim.kernel import numpy_rng
 
+if TYPE_CHECKING:  # pandas is imported only to read CSV files
+    import pandas as pd
+
 BUNDLED_CLASSES = {"digits": 10, "breast_cancer": 2, "wine": 3}
+BUNDLED_ROWS = {"digits": 1797, "breast_cancer": 569, "wine": 178}  # scikit-learn's tables
 REFERENCE_HOLDOUT, REFERENCE_TEST = 5000, 3000
 
 
@@ -38,16 +41,28 @@ class DataConfig(StrictModel):
     if fewer.
     """
 
-    source: Literal["digits", "breast_cancer", "wine", "csv"] = "digits"
-    csv_x: str | None = None
-    csv_y: str | None = None
+    source: Literal["digits", "breast_cancer", "wine", "csv"] = Field(
+        "digits", description="a scikit-learn table, or csv (csv_x and csv_y)"
+    )
+    csv_x: str | None = Field(
+        None, description="csv: file of numeric feature columns (relative to the working folder)"
+    )
+    csv_y: str | None = Field(None, description="csv: file of one integer label column, row for row")
     header: bool = Field(True, description="the CSV files start with a row of column names")
     n_classes: int | None = Field(None, ge=2, description="csv: the class set; unset: 0 .. max label")
-    minmax: bool = True
-    label_noise: float = Field(0.0, ge=0.0, lt=1.0)
-    holdout: PositiveInt | None = None
-    test_points: PositiveInt | None = None
-    split_seed: NonNegativeInt = 0
+    minmax: bool = Field(True, description="scale features by the pool's minimum and maximum")
+    label_noise: float = Field(
+        0.0, ge=0.0, lt=1.0, description="share of pool labels replaced by uniformly drawn ones"
+    )
+    holdout: PositiveInt | None = Field(
+        None, description="held-out rows (unset: 5,000, or a third of a small table)"
+    )
+    test_points: PositiveInt | None = Field(
+        None, description="held-out rows used as the test set (unset: 3,000 or all)"
+    )
+    split_seed: NonNegativeInt = Field(
+        0, description="seed of the shuffle and label noise (same for every run seed)"
+    )
     reference_test: bool = Field(
         False,
         description="score as the reference code does: held-out rows min-max scaled with their own "
@@ -70,10 +85,6 @@ class DataConfig(StrictModel):
         if problems:
             raise ValueError("; ".join(SUBFIELD_MARK + p for p in problems))
         return self
-
-    def known_classes(self) -> int | None:
-        """The number of classes when it is known without reading the data."""
-        return self.n_classes if self.source == "csv" else BUNDLED_CLASSES[self.source]
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,8 @@ def _row(index: int, header: bool) -> int:
 
 
 def _numeric_features(frame: pd.DataFrame, path: str, header: bool) -> np.ndarray:
+    import pandas as pd
+
     for column in frame.columns:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = np.flatnonzero(values.isna().to_numpy() | ~np.isfinite(values.to_numpy(float)))
@@ -161,6 +174,8 @@ def _numeric_features(frame: pd.DataFrame, path: str, header: bool) -> np.ndarra
 
 
 def _labels(frame: pd.DataFrame, path: str, n_classes: int | None, header: bool) -> tuple[np.ndarray, int]:
+    import pandas as pd
+
     if frame.shape[1] != 1:
         raise ConfigError(
             f"data.csv_y: {path!r} must have exactly one column of labels (got {frame.shape[1]})"
@@ -186,14 +201,30 @@ def _labels(frame: pd.DataFrame, path: str, n_classes: int | None, header: bool)
     return labels, n_classes if n_classes is not None else found
 
 
-def _prepare(cfg: DataConfig, x: np.ndarray, y: np.ndarray, n_classes: int) -> MarketData:
-    n = len(y)
+def split_sizes(cfg: DataConfig, n: int) -> tuple[int, int]:
+    """(held-out rows, test rows) of a table of ``n`` rows; a ConfigError if they do not fit."""
     holdout = cfg.holdout or (REFERENCE_HOLDOUT if n >= 3 * REFERENCE_HOLDOUT else n // 3)
     if holdout >= n:
         raise ConfigError(f"data.holdout: {holdout} held-out rows leave no users: the data has {n} rows")
     n_test = cfg.test_points or min(REFERENCE_TEST, holdout)
     if n_test > holdout:
         raise ConfigError(f"data.test_points: {n_test} is more than the {holdout} held-out rows")
+    return holdout, n_test
+
+
+def pool_size(cfg: DataConfig) -> tuple[int, int]:
+    """(pool rows, classes) of the data, for checks at validation: a bundled table's are
+    known; a CSV pair is read (once per file version, as the run reads it)."""
+    if cfg.source == "csv":
+        data = load_data(cfg)
+        return len(data.pool_y), data.n_classes
+    n = BUNDLED_ROWS[cfg.source]
+    return n - split_sizes(cfg, n)[0], BUNDLED_CLASSES[cfg.source]
+
+
+def _prepare(cfg: DataConfig, x: np.ndarray, y: np.ndarray, n_classes: int) -> MarketData:
+    n = len(y)
+    holdout, n_test = split_sizes(cfg, n)
     split = numpy_rng(cfg.split_seed, "market/data/split")
     order = split.permutation(n)
     pool_rows, held_rows = order[: n - holdout], order[n - holdout :]

@@ -17,7 +17,8 @@ from pydantic import (
 )
 
 from sim.config import SUBFIELD_MARK, PolicyRef, StrictModel
-from workloads.market.data import DataConfig
+from sim.errors import ConfigError
+from workloads.market.data import DataConfig, pool_size
 from workloads.streams import ArrivalConfig
 
 
@@ -33,29 +34,37 @@ class ModelConfig(StrictModel):
     """A predictor's network: ``logistic`` (one linear layer, the reference) or ``mlp`` (one
     hidden ReLU layer of ``hidden`` units)."""
 
-    arch: Literal["logistic", "mlp"] = "logistic"
-    hidden: PositiveInt = 64
+    arch: Literal["logistic", "mlp"] = Field(
+        "logistic", description="logistic: one linear layer (the reference); mlp: one hidden ReLU layer"
+    )
+    hidden: PositiveInt = Field(64, description="hidden units of an mlp")
 
 
 class DeviceConfig(StrictModel):
     """The device that serves a predictor's users: ``servers`` parallel slots, each taking
     ``service_s`` per request, first come first served."""
 
-    service_s: PositiveFloat = 0.1
-    servers: PositiveInt = 1
+    service_s: PositiveFloat = Field(0.1, description="seconds one slot takes per request")
+    servers: PositiveInt = Field(1, description="parallel slots, first come first served")
 
 
 class PredictorGroup(StrictModel):
     """``count`` predictors of one architecture (held as one stacked model), each with
     ``seed_points`` random pool points to start from, a ``budget`` and a purchase policy."""
 
-    name: str = Field("p", min_length=1)
-    count: PositiveInt = 18
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    seed_points: PositiveInt = 100
-    budget: NonNegativeFloat = 0.0
-    purchase: PurchaseRef = Field(default_factory=lambda: PurchaseRef(name="uncertainty"))
-    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    name: str = Field(
+        "p", min_length=1, description="the group's predictors are NAME0, NAME1, ... (NAME if one)"
+    )
+    count: PositiveInt = Field(18, description="predictors in the group (held as one stacked model)")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the predictors' network")
+    seed_points: PositiveInt = Field(
+        100, description="random pool points each predictor starts from (at least one per class)"
+    )
+    budget: NonNegativeFloat = Field(0.0, description="budget units each predictor may spend on points")
+    purchase: PurchaseRef = Field(
+        default_factory=lambda: PurchaseRef(name="uncertainty"), description="acquisition policy: when to buy"
+    )
+    device: DeviceConfig = Field(default_factory=DeviceConfig, description="the device serving its users")
 
 
 class TrainingConfig(StrictModel):
@@ -63,11 +72,13 @@ class TrainingConfig(StrictModel):
     ``retrain_every`` new points, re-initialise and train on all data for ``epochs``
     epochs of ``batch_size``, stopping after the epoch that reaches ``max_samples``."""
 
-    lr: PositiveFloat = 5e-3
-    retrain_every: PositiveInt = 50
-    epochs: PositiveInt = 10
-    batch_size: PositiveInt = 16
-    max_samples: PositiveInt = 10_000
+    lr: PositiveFloat = Field(5e-3, description="Adam learning rate")
+    retrain_every: PositiveInt = Field(50, description="new points between full retrains")
+    epochs: PositiveInt = Field(10, description="epochs of a full retrain")
+    batch_size: PositiveInt = Field(16, description="minibatch of a full retrain")
+    max_samples: PositiveInt = Field(
+        10_000, description="a retrain stops after the epoch reaching this many samples"
+    )
     final_retrain: bool = Field(True, description="retrain every predictor on all its data before testing")
 
 
@@ -81,18 +92,25 @@ class MarketSpec(StrictModel):
     serves the user. Metrics are measured on the held-out test set (docs/market.md).
     """
 
-    kind: Literal["market"] = "market"
-    name: str = "market"
-    seed: int = Field(0, ge=0)
-    users: PositiveInt = 10_000
-    rate_hz: PositiveFloat = 50.0
-    arrival: ArrivalConfig = Field(default_factory=lambda: ArrivalConfig(process="poisson"))
-    alpha: float = 4.0
+    kind: Literal["market"] = Field("market", description="scenario kind")
+    name: str = Field("market", description="the run's name (default output folder runs/<name>-seed<seed>)")
+    seed: int = Field(0, ge=0, description="run seed: every random stream derives from it")
+    users: PositiveInt = Field(10_000, description="users who arrive, each with one pool point")
+    rate_hz: PositiveFloat = Field(50.0, description="mean user arrivals per second")
+    arrival: ArrivalConfig = Field(
+        default_factory=lambda: ArrivalConfig(process="poisson"), description="arrival process of users"
+    )
+    alpha: float = Field(4.0, description="softmax sharpness of the user's choice among predictors (>= 0)")
     price: PositiveFloat = Field(1.0, description="budget units one labelled point costs")
-    data: DataConfig = Field(default_factory=DataConfig)
-    predictors: list[PredictorGroup] = Field(default_factory=lambda: [PredictorGroup()], min_length=1)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    choice: UserChoiceRef = Field(default_factory=lambda: UserChoiceRef(name="correctness"))
+    data: DataConfig = Field(default_factory=DataConfig, description="where users' points come from")
+    predictors: list[PredictorGroup] = Field(
+        default_factory=lambda: [PredictorGroup()], min_length=1, description="groups of competing predictors"
+    )
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="how predictors learn")
+    choice: UserChoiceRef = Field(
+        default_factory=lambda: UserChoiceRef(name="correctness"),
+        description="user_choice policy: how a user nobody bought picks a predictor",
+    )
     engine: Literal["stacked", "loop"] = Field(
         "stacked", description="stacked: one model per architecture; loop: one nn.Module per predictor"
     )
@@ -112,12 +130,11 @@ class MarketSpec(StrictModel):
         dupes = sorted(n for n, c in counts.items() if c > 1)
         if dupes:
             raise ValueError(f"predictors: names must be unique; repeated: {', '.join(dupes)}")
-        classes = self.data.known_classes()
-        problems = [
-            seed_points_problem(i, g.seed_points, classes)
-            for i, g in enumerate(self.predictors)
-            if classes is not None and g.seed_points < classes
-        ]
+        try:  # the data is opened here, so a bad file or split fails validation, not the run
+            pool, classes = pool_size(self.data)
+        except ConfigError as exc:
+            raise ValueError("; ".join(SUBFIELD_MARK + p for p in exc.problems)) from None
+        problems = fit_problems(self, pool, classes)
         if problems:
             raise ValueError("; ".join(SUBFIELD_MARK + p for p in problems))
         return self
@@ -127,8 +144,17 @@ class MarketSpec(StrictModel):
         return [g.name if g.count == 1 else f"{g.name}{k}" for g in self.predictors for k in range(g.count)]
 
 
-def seed_points_problem(group: int, seed_points: int, n_classes: int) -> str:
-    return (
-        f"predictors.{group}.seed_points: {seed_points} is fewer than the {n_classes} classes of the "
-        f"data; each predictor needs at least one seed point per class"
-    )
+def fit_problems(spec: MarketSpec, pool: int, n_classes: int) -> list[str]:
+    """Each predictor group needs a seed point per class, and no more than the pool holds."""
+    problems = []
+    for i, g in enumerate(spec.predictors):
+        if g.seed_points < n_classes:
+            problems.append(
+                f"predictors.{i}.seed_points: {g.seed_points} is fewer than the {n_classes} classes of "
+                f"the data; each predictor needs at least one seed point per class"
+            )
+        elif g.seed_points > pool:
+            problems.append(
+                f"predictors.{i}.seed_points: {g.seed_points} is more than the {pool} pool points"
+            )
+    return problems

@@ -30,7 +30,7 @@ from workloads.cache import pinned_threads
 from workloads.market.data import MarketData, load_data
 from workloads.market.metrics import market_quality
 from workloads.market.predictors import LoopGroup, Pool, RetrainJob, StackedGroup, init_layers, layer_sizes
-from workloads.market.spec import MarketSpec, PredictorGroup, seed_points_problem
+from workloads.market.spec import MarketSpec, PredictorGroup, fit_problems
 from workloads.streams import arrivals, read_trace
 
 USER_COLUMNS = {
@@ -61,15 +61,7 @@ class Group:
 
 def check_fits(spec: MarketSpec, data: MarketData) -> None:
     """Problems between the scenario and the data that only show once the data is read."""
-    problems = []
-    pool = len(data.pool_y)
-    for i, g in enumerate(spec.predictors):
-        if g.seed_points < data.n_classes:
-            problems.append(seed_points_problem(i, g.seed_points, data.n_classes))
-        elif g.seed_points > pool:
-            problems.append(
-                f"predictors.{i}.seed_points: {g.seed_points} is more than the {pool} pool points"
-            )
+    problems = fit_problems(spec, len(data.pool_y), data.n_classes)
     if problems:
         raise ConfigError(problems)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.kernel import Kernel
-from sim.registry import register
-from workloads.xr import study
+from sim.registry import deferred, register
 from workloads.xr.spec import XRSpec
-from workloads.xr.world import XRWorld
+
+if TYPE_CHECKING:  # the world (torch, pandas) and the study (matplotlib) are imported when used
+    from workloads.xr.world import XRWorld
 
 
 @register("scenario", "xr")
@@ -17,7 +18,8 @@ class XRKind:
 
     Spec = XRSpec
     report_tables = ("models", "accelerators")
-    sweep_tables = staticmethod(study.sweep_tables)
+    sweep_tables = staticmethod(deferred("workloads.xr.study:sweep_tables"))
+
     headline_metrics = (
         "uxcost",
         "xrbench_score",
@@ -62,6 +64,8 @@ class XRKind:
 
     @staticmethod
     def build(spec: XRSpec, kernel: Kernel) -> XRWorld:
+        from workloads.xr.world import XRWorld
+
         return XRWorld(spec, kernel)
 
     @staticmethod

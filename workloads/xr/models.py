@@ -38,7 +38,7 @@ from sim import registry
 from sim.errors import ConfigError
 from sim.kernel import torch_generator
 from sim.registry import register
-from workloads.cache import cache_dir, write_atomic
+from workloads.cache import cache_dir, load_checked, save_checked
 
 
 class Conv(nn.Module):
@@ -936,7 +936,6 @@ _MODELS: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     # 644 frames of 128-d features (the list's 668 includes the 24 frames of padding)
     "action_segmentation": (ActionSegmentation, (1, 128, 644)),
 }
-TASKS: tuple[str, ...] = tuple(_MODELS)
 # XRBench's network names (usage_scenarios/*.m) -> the task model standing for them
 XRBENCH_NETWORKS: dict[str, str] = {
     "ES_RITNet": "eye_segmentation",
@@ -1071,13 +1070,14 @@ def _task_layers(task: str, kwargs_json: str, shape: tuple[int, ...] | None) -> 
     model, x = build_model(task, kwargs=kwargs), example_input(task, shape=shape)
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in task)[:64]
     path = cache_dir() / f"xr-layers-{safe}-{_model_key(model, task, kwargs, tuple(x.shape))}.json"
-    try:
-        return tuple(Layer(**row) for row in json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        pass  # not cached yet, or unreadable: trace again
+    payload = load_checked(path)  # None if absent, damaged, edited or made for another key
+    if payload is not None:
+        try:
+            return tuple(Layer(**row) for row in json.loads(payload))
+        except (ValueError, TypeError):
+            pass  # checksum-valid but not layers (an older format): trace again
     layers = extract_layers(model, x)
-    rows = [dataclasses.asdict(layer) for layer in layers]
-    write_atomic(path, lambda f: json.dump(rows, f), text=True)
+    save_checked(path, json.dumps([dataclasses.asdict(layer) for layer in layers]).encode())
     return layers
 
 

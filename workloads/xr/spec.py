@@ -6,6 +6,7 @@ Defaults are XRBench's VR gaming scenario on the Dual_4K system under EDF, so
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Literal
 
@@ -16,6 +17,23 @@ from devices.hardware import HardwareConfig
 from sim import registry
 from sim.config import SUBFIELD_MARK, PolicyRef, StrictModel
 from workloads.streams import ArrivalConfig, VariationConfig
+from workloads.xr.tasks import TASKS
+
+
+@functools.lru_cache(maxsize=64)
+def _roots(deps: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, list[str]]:
+    """Each model's source models in the dependency DAG ``(model, depends_on)``; a ValueError
+    names a cycle. Cached: a sweep validates one dependency structure thousands of times."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(name for name, _ in deps)
+    graph.add_edges_from((up, name) for name, ups in deps for up in ups)
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = " -> ".join(u for u, _ in nx.find_cycle(graph))
+        raise ValueError(f"models: dependency cycle {cycle} -> {cycle.split(' -> ')[0]}")
+    return {
+        name: sorted(n for n in nx.ancestors(graph, name) | {name} if graph.in_degree(n) == 0)
+        for name, _ in deps
+    }
 
 
 class SchedulerRef(PolicyRef):
@@ -50,7 +68,9 @@ class ModelStream(StrictModel):
     amount of input work from frame to frame (scaling latency and energy).
     """
 
-    name: str = Field(min_length=1)
+    name: str = Field(
+        min_length=1, description="the model's name in the run; a task name unless `task` is set"
+    )
     task: str | None = Field(
         None,
         description="model: a registered model name or a module:factory path; defaults to `name`",
@@ -64,14 +84,24 @@ class ModelStream(StrictModel):
     supernet: str | None = Field(None, description="a slimmable supernet instead of a task")
     maestro: MaestroRef | None = Field(None, description="a network of a MAESTRO .m file instead of a task")
     width: PositiveFloat | None = Field(None, description="supernet width served by default (largest)")
-    samples_per_frame: PositiveInt = 1
-    work: VariationConfig = Field(default_factory=VariationConfig)
-    fps: PositiveFloat | None = None
-    arrival: ArrivalConfig = Field(default_factory=ArrivalConfig)
-    depends_on: list[str] = Field(default_factory=list)
-    trigger_p: float = Field(1.0, ge=0.0, le=1.0)
-    deadline: Literal["next_frame", "none"] | PositiveFloat = "next_frame"
-    priority: NonNegativeFloat = 1.0
+    samples_per_frame: PositiveInt = Field(1, description="inputs processed per frame (cost scales with it)")
+    work: VariationConfig = Field(
+        default_factory=VariationConfig, description="per-frame input work factor (scales latency and energy)"
+    )
+    fps: PositiveFloat | None = Field(
+        None, description="frames per second (before load_scale); a dependent model takes its root's"
+    )
+    arrival: ArrivalConfig = Field(default_factory=ArrivalConfig, description="how the frames arrive")
+    depends_on: list[str] = Field(
+        default_factory=list, description="upstream models whose output of the same frame this one runs on"
+    )
+    trigger_p: float = Field(
+        1.0, ge=0.0, le=1.0, description="probability per upstream edge that a frame triggers this model"
+    )
+    deadline: Literal["next_frame", "none"] | PositiveFloat = Field(
+        "next_frame", description="next_frame: the next frame's arrival; none; or seconds after arrival"
+    )
+    priority: NonNegativeFloat = Field(1.0, description="read by priority-aware schedulers")
 
     @field_validator("depends_on", mode="before")
     @classmethod
@@ -81,7 +111,7 @@ class ModelStream(StrictModel):
     @field_validator("task")
     @classmethod
     def _known_task(cls, task: str | None) -> str | None:
-        if task is not None:
+        if task is not None and task not in TASKS:  # built-in names are known without torch
             from workloads.xr.models import resolve
 
             resolve(task)
@@ -117,15 +147,16 @@ class ModelStream(StrictModel):
         if self.width is not None:
             raise ValueError("width applies to a supernet model only")
         if self.task is None:
-            if self.name not in registry.names("model"):
+            if self.name not in TASKS and self.name not in registry.names("model"):
                 raise ValueError(
                     f"model {self.name!r} is not a known task; set `task` to one of: "
                     f"{', '.join(registry.names('model'))} or a module:factory path"
                 )
-            self.task = self.name
-        from workloads.xr.models import check_model
+            self.__dict__["task"] = self.name  # a known name: no need to re-validate the whole model
+        if self.task not in TASKS or self.task_kwargs or self.input_shape:  # a user's model: build and run it
+            from workloads.xr.models import check_model
 
-        check_model(self.task, self.task_kwargs, tuple(self.input_shape) if self.input_shape else None)
+            check_model(self.task, self.task_kwargs, tuple(self.input_shape) if self.input_shape else None)
         if self.depends_on and self.arrival != ArrivalConfig():
             raise ValueError("a dependent model takes its frames from upstream; remove `arrival`")
         return self
@@ -148,7 +179,9 @@ class MetricsConfig(StrictModel):
 
 
 class ReportConfig(StrictModel):
-    gantt_window_s: tuple[NonNegativeFloat, PositiveFloat] = (0.0, 0.2)
+    gantt_window_s: tuple[NonNegativeFloat, PositiveFloat] = Field(
+        (0.0, 0.2), description="[start, end] seconds of the run shown in the report's Gantt chart"
+    )
 
 
 def _vr_gaming() -> list[ModelStream]:
@@ -165,18 +198,24 @@ class Phase(StrictModel):
     A removed model's frames stop, and so do those of the models depending on it.
     """
 
-    at_s: PositiveFloat
-    add: list[ModelStream] = Field(default_factory=list)
-    remove: list[str] = Field(default_factory=list)
+    at_s: PositiveFloat = Field(
+        description="seconds into the run, after the previous phase and before the end"
+    )
+    add: list[ModelStream] = Field(default_factory=list, description="models that start at at_s")
+    remove: list[str] = Field(
+        default_factory=list, description="running models that stop at at_s (with those depending on them)"
+    )
 
 
 class XRSpec(StrictModel):
     """A real-time multi-model scenario on a multi-accelerator system (XRBench semantics)."""
 
-    kind: Literal["xr"] = "xr"
-    name: str = "vr_gaming"
-    seed: int = Field(0, ge=0)
-    duration_s: PositiveFloat = 2.0
+    kind: Literal["xr"] = Field("xr", description="scenario kind")
+    name: str = Field(
+        "vr_gaming", description="the run's name (default output folder runs/<name>-seed<seed>)"
+    )
+    seed: int = Field(0, ge=0, description="run seed: every random stream derives from it")
+    duration_s: PositiveFloat = Field(2.0, description="simulated seconds of frame arrivals")
     integer_ms_period: bool = Field(
         True, description="round frame periods down to whole ms, as XRBench's runtime does"
     )
@@ -189,9 +228,16 @@ class XRSpec(StrictModel):
     load_scale: PositiveFloat = Field(
         1.0, description="multiplies every stream's fps (1.5: every model asks for 50% more frames)"
     )
-    hardware: HardwareConfig = Field(default_factory=HardwareConfig)
-    scheduler: SchedulerRef = Field(default_factory=lambda: SchedulerRef(name="edf"))
-    granularity: Literal["model", "layer_block"] = "model"
+    hardware: HardwareConfig = Field(
+        default_factory=HardwareConfig, description="the accelerators (a preset or explicit list)"
+    )
+    scheduler: SchedulerRef = Field(
+        default_factory=lambda: SchedulerRef(name="edf"),
+        description="scheduling policy: which job runs where",
+    )
+    granularity: Literal["model", "layer_block"] = Field(
+        "model", description="model: a started job runs to the end; layer_block: rescheduled after each block"
+    )
     blocks_per_model: PositiveInt = Field(4, description="layer blocks per model at layer_block granularity")
     context_switch_s: NonNegativeFloat = Field(
         1e-5,
@@ -199,11 +245,17 @@ class XRSpec(StrictModel):
         "ran there since, or it moves): saving and restoring a block boundary's activations, "
         "assumed 2 x 640 KiB over one 128 B/cycle off-chip link at 1 GHz = 10 us",
     )
-    service_time: VariationConfig = Field(default_factory=VariationConfig)
-    models: list[ModelStream] = Field(default_factory=_vr_gaming, min_length=1)
-    phases: list[Phase] = Field(default_factory=list)
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
-    report: ReportConfig = Field(default_factory=ReportConfig)
+    service_time: VariationConfig = Field(
+        default_factory=VariationConfig, description="per-job variation of the service time"
+    )
+    models: list[ModelStream] = Field(
+        default_factory=_vr_gaming, min_length=1, description="the models running from the start"
+    )
+    phases: list[Phase] = Field(default_factory=list, description="times at which models join or leave")
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig, description="constants of the XRBench score and UXCost"
+    )
+    report: ReportConfig = Field(default_factory=ReportConfig, description="what the run's report shows")
 
     def streams(self) -> list[ModelStream]:
         """Every model of the run: the initial ones, then those the phases add, in order."""
@@ -235,12 +287,9 @@ class XRSpec(StrictModel):
                     )
                 if up == m.name:
                     raise ValueError(f"{self._where(m.name)}.depends_on: {m.name!r} depends on itself")
-        graph = self.graph()
-        if not nx.is_directed_acyclic_graph(graph):
-            cycle = " -> ".join(u for u, _ in nx.find_cycle(graph))
-            raise ValueError(f"models: dependency cycle {cycle} -> {cycle.split(' -> ')[0]}")
+        roots_by_model = _roots(tuple((m.name, tuple(m.depends_on)) for m in streams))
         for m in streams:
-            roots = self.roots_of(m.name, graph)
+            roots = roots_by_model[m.name]
             where = self._where(m.name)
             if len(roots) > 1:
                 raise ValueError(
@@ -331,9 +380,9 @@ class XRSpec(StrictModel):
                 graph.add_edge(up, m.name, p=m.trigger_p)
         return graph
 
-    def roots_of(self, name: str, graph: nx.DiGraph | None = None) -> list[str]:
-        graph = self.graph() if graph is None else graph
-        return sorted(n for n in nx.ancestors(graph, name) | {name} if graph.in_degree(n) == 0)
+    def roots_of(self, name: str) -> list[str]:
+        """The source models ``name`` descends from (itself if it has no ``depends_on``)."""
+        return list(_roots(tuple((m.name, tuple(m.depends_on)) for m in self.streams()))[name])
 
     def stream(self, name: str) -> ModelStream:
         return next(m for m in self.streams() if m.name == name)
