@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import shipped
 
+from sim import registry
 from sim.cli import main
 from sim.sweep import load_sweep, plan
 
@@ -173,7 +174,15 @@ def test_extending_docs_steps_work_verbatim(tmp_path):
     assert (work / "runs" / "mine" / "summary.json").is_file()
 
 
-def test_failing_policy_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+@pytest.fixture
+def forget_divides_by_zero():
+    """The plugin below registers in this process: unregister it, so later tests that
+    run every registered scheduler do not meet it."""
+    yield
+    registry._TABLES["scheduling"].pop("divides_by_zero", None)
+
+
+def test_failing_policy_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys, forget_divides_by_zero):
     (tmp_path / "bad_sched.py").write_text(
         "from sim.registry import register\n\n\n"
         '@register("scheduling", "divides_by_zero")\n'

@@ -319,7 +319,7 @@ def test_hardware_config_errors_name_the_field_path():
     assert err.value.problems == ["hardware.l2_size: unknown key (got 1)"]
     with pytest.raises(ConfigError) as err:
         validate(HardwareConfig, {"accelerators": [{**_accel().model_dump(), "pes": 4}]}, "hardware")
-    assert err.value.problems == ["hardware.accelerators.0.pes: unknown key (got 4)"]
+    assert err.value.problems == ["hardware.accelerators.0.pes: unknown key (got 4); did you mean 'num_pes'?"]
 
 
 def test_hardware_config_default_and_custom_accelerators():
