@@ -339,10 +339,28 @@ class AcceleratorPool:
             choice = pick(ready, idle, now)
             if choice is None:
                 break
-            job, accel = choice
-            ready.remove(job)
-            idle.remove(accel)
+            try:
+                job, accel = choice
+                ready.remove(job)
+                idle.remove(accel)
+            except (TypeError, ValueError):  # not a pair, or not one of the jobs / accelerators offered
+                raise self._bad_pick(choice) from None
             self._start(job, accel, now)
+
+    def _bad_pick(self, choice: Any) -> Exception:
+        """The one-line error for a scheduler that returned something it may not."""
+        from sim import registry
+        from sim.errors import PolicyError
+
+        family, name = registry.policy_of(type(self.scheduler)) or (
+            "scheduling",
+            type(self.scheduler).__name__,
+        )
+        return PolicyError(
+            f"{family} policy {name!r}: pick() returned {repr(choice)[:120]}; need None or a "
+            "(job, accelerator) pair from the ready jobs and idle accelerators it was given",
+            "",
+        )
 
     def _start(self, job: Job, accel: Accelerator, now: float) -> None:
         first = job.next_block

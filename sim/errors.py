@@ -15,6 +15,6 @@ class PolicyError(ConfigError):
     ``debug_traceback`` keeps the full traceback for ``--debug``.
     """
 
-    def __init__(self, problem: str, debug_traceback: str):
+    def __init__(self, problem: str, debug_traceback: str = ""):
         super().__init__(problem)
         self.debug_traceback = debug_traceback

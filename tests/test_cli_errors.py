@@ -176,10 +176,33 @@ def test_extending_docs_steps_work_verbatim(tmp_path):
 
 @pytest.fixture
 def forget_divides_by_zero():
-    """The plugin below registers in this process: unregister it, so later tests that
-    run every registered scheduler do not meet it."""
+    """The plugins below register in this process: unregister them, so later tests that
+    run every registered scheduler do not meet them."""
     yield
-    registry._TABLES["scheduling"].pop("divides_by_zero", None)
+    for name in ("divides_by_zero", "picks_a_stranger"):
+        registry._TABLES["scheduling"].pop(name, None)
+
+
+@pytest.mark.parametrize("returned", ["ready[0]", "(ready[0], 'acc9')", "(object(), idle[0])"])
+def test_an_invalid_pick_is_one_line_naming_the_policy(tmp_path, capsys, forget_divides_by_zero, returned):
+    plugin = tmp_path / "stranger.py"
+    plugin.write_text(
+        "from sim.registry import register\n\n\n"
+        '@register("scheduling", "picks_a_stranger")\n'
+        "class PicksAStranger:\n"
+        '    """Returns what it may not."""\n\n'
+        "    def pick(self, ready, idle, now):\n"
+        f"        return {returned}\n"
+    )
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("kind: xr\nduration_s: 0.1\nscheduler: {name: picks_a_stranger}\n")
+    assert main(["run", str(scenario), "--plugin", str(plugin), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert (
+        "scheduling policy 'picks_a_stranger': pick() returned" in err
+        and "need None or a (job, accelerator)" in err
+    )
 
 
 def test_failing_policy_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys, forget_divides_by_zero):
