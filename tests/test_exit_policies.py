@@ -169,7 +169,7 @@ def test_thresholds_outside_unit_interval_are_rejected(field, value):
 def test_predictive_exit_predictor_is_trained_once_per_store(tmp_path, monkeypatch):
     import dataclasses
 
-    from policies.exit import predictive_exit
+    from workloads import jump_predictor
     from workloads.cache import ArrayStore
 
     monkeypatch.setenv("TESTBED_CACHE", str(tmp_path))
@@ -179,7 +179,7 @@ def test_predictive_exit_predictor_is_trained_once_per_store(tmp_path, monkeypat
     def no_training(*args):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(predictive_exit, "_train", no_training)
+    monkeypatch.setattr(jump_predictor, "train_predictor", no_training)
     again = predictive(dataclasses.replace(RISING, store=ArrayStore("exit_predictors")), beta=0.9)
     for a, b in zip(again.predictor.parameters(), first.predictor.parameters(), strict=True):
         assert a.detach().equal(b.detach())

@@ -185,3 +185,10 @@ def test_unknown_model_lists_known_ones(function):
     with pytest.raises(ConfigError) as err:
         function("vgg_digits")
     assert str(err.value) == f"model: unknown exit model 'vgg_digits'; known exit models: {known}"
+
+
+def test_exit_model_names_known_without_torch_are_the_built_in_models():
+    from workloads import multiexit
+    from workloads.edge.models import EXIT_MODELS
+
+    assert EXIT_MODELS == multiexit.EXIT_MODELS

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 
 from policies.exit.base import CalibratedParams, Calibration, ExitPlan, calibrate, first_true
 from sim.errors import ConfigError
-from sim.kernel import numpy_rng, torch_generator
+from sim.kernel import numpy_rng
 from sim.registry import register
 
 
@@ -58,7 +58,7 @@ class PredictiveExit:
         self.start_exit, self.start_share = start_exit, start_share
         self.max_round, self.exhausted = max_round, exhausted
         self.predictor_params = predictor
-        self.predictor: torch.nn.Module | None = None
+        self.predictor = None  # a torch module (workloads.jump_predictor), built by fit
 
     def fit(self, calib: Calibration) -> None:
         n_exits = calib.probs.shape[0]
@@ -76,14 +76,18 @@ class PredictiveExit:
                 f"exit_policy.params.max_round: {self.max_round} is more predictions than exits after "
                 f"start_exit {self.start_exit}; allowed 1..{n_exits - 1 - self.start_exit}"
             )
+        import torch
+
+        from workloads.jump_predictor import build_predictor, train_predictor
+
         p = self.predictor_params
-        self.predictor = _predictor(p["predictor_channels"], p["predictor_kernel"])
+        self.predictor = build_predictor(p["predictor_channels"], p["predictor_kernel"])
         key = hashlib.sha256(
             _SOURCE + calib.probs.tobytes() + repr((self.start_exit, sorted(p.items()))).encode()
         ).hexdigest()
         store = {} if calib.store is None else calib.store
         if key not in store:  # training is deterministic, so a stored predictor is the same one
-            store[key] = _train(self.predictor, calib.probs[self.start_exit :], p)
+            store[key] = train_predictor(self.predictor, *_pairs(calib.probs[self.start_exit :], p), p)
         with torch.no_grad():
             for param, array in zip(self.predictor.parameters(), store[key], strict=True):
                 param.copy_(torch.from_numpy(np.asarray(array)))
@@ -101,6 +105,8 @@ class PredictiveExit:
 
     def rounds_confidence(self, probs: np.ndarray) -> np.ndarray:
         """``[r, k, n]``: max softmax after r + 1 predictor rounds from exit k's scores."""
+        import torch
+
         n_exits, n, classes = probs.shape
         scores = torch.from_numpy(_scores(probs).reshape(n_exits * n, classes))
         out = np.empty((n_exits - 1, n_exits, n), np.float32)
@@ -149,34 +155,8 @@ class PredictiveExit:
         return ExitPlan(at, heads, made_at, made_to, extra.astype(float))
 
 
-_SOURCE = Path(__file__).read_bytes()
-
-
-class _Predictor(torch.nn.Module):
-    """``s + conv1x1(relu(conv_k(s)))`` over the class axis of a batch of score vectors."""
-
-    def __init__(self, channels: int, kernel: int):
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Conv1d(1, channels, kernel, padding=kernel // 2, padding_mode="circular"),
-            torch.nn.ReLU(),
-            torch.nn.Conv1d(channels, 1, 1),
-        )
-
-    def forward(self, scores: torch.Tensor) -> torch.Tensor:
-        return scores + self.net(scores[:, None])[:, 0]
-
-
-def _predictor(channels: int, kernel: int) -> _Predictor:
-    """A fresh predictor with weights from its own seeded stream (uniform +-1/sqrt(fan_in))."""
-    model = _Predictor(channels, kernel)
-    gen = torch_generator(0, "predictive_exit/init")
-    with torch.no_grad():
-        for conv in (model.net[0], model.net[2]):
-            bound = 1 / np.sqrt(conv.weight[0].numel())
-            conv.weight.uniform_(-bound, bound, generator=gen)
-            conv.bias.zero_()
-    return model
+# the predictor's key covers this policy and the predictor's own module
+_SOURCE = Path(__file__).read_bytes() + Path(find_spec("workloads.jump_predictor").origin).read_bytes()
 
 
 def _scores(probs: np.ndarray) -> np.ndarray:
@@ -185,11 +165,10 @@ def _scores(probs: np.ndarray) -> np.ndarray:
     return logp - logp.mean(-1, keepdims=True)
 
 
-def _train(model: _Predictor, probs: np.ndarray, params: dict) -> tuple[np.ndarray, ...]:
-    """Fit ``model`` to map each exit's scores to the next exit's softmax; returns its parameters.
-
-    Trains on at most ``predictor_pairs`` (exit k, exit k+1) pairs, a seeded draw, which keeps
-    the torch time of training below one batched forward pass of a network."""
+def _pairs(probs: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Training pairs: each exit's scores and the next exit's softmax, at most
+    ``predictor_pairs`` of them (a seeded draw), which keeps the torch time of training
+    below one batched forward pass of a network."""
     classes = probs.shape[-1]
     source = _scores(probs[:-1]).reshape(-1, classes)
     target = np.ascontiguousarray(probs[1:].reshape(-1, classes), np.float32)
@@ -198,11 +177,4 @@ def _train(model: _Predictor, probs: np.ndarray, params: dict) -> tuple[np.ndarr
             numpy_rng(0, "predictive_exit/pairs").choice(len(source), params["predictor_pairs"], False)
         )
         source, target = source[keep], target[keep]
-    source, target = torch.from_numpy(source), torch.from_numpy(target)
-    opt = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
-    for _ in range(params["predictor_steps"]):
-        opt.zero_grad()
-        loss = -(target * model(source).log_softmax(-1)).sum(-1).mean()
-        loss.backward()
-        opt.step()
-    return tuple(p.detach().numpy().copy() for p in model.parameters())
+    return source, target

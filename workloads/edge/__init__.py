@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.kernel import Kernel
-from sim.registry import register
-from workloads.edge import study
+from sim.registry import deferred, register
 from workloads.edge.spec import EdgeSpec
-from workloads.edge.world import EdgeWorld
+
+if TYPE_CHECKING:  # the world (torch, pandas) and the study hooks are imported when used
+    from workloads.edge.world import EdgeWorld
 
 
 @register("scenario", "edge")
@@ -45,8 +46,8 @@ class EdgeKind:
         **dict.fromkeys(("accuracy", "completed", "battery_depleted_at_s"), "higher"),
     }
 
-    sweep_figures = staticmethod(study.sweep_figures)
-    sweep_tables = staticmethod(study.sweep_tables)
+    sweep_figures = staticmethod(deferred("workloads.edge.study:sweep_figures"))
+    sweep_tables = staticmethod(deferred("workloads.edge.study:sweep_tables"))
 
     @staticmethod
     def prepare(spec: EdgeSpec) -> None:
@@ -57,6 +58,8 @@ class EdgeKind:
 
     @staticmethod
     def build(spec: EdgeSpec, kernel: Kernel) -> EdgeWorld:
+        from workloads.edge.world import EdgeWorld
+
         return EdgeWorld(spec, kernel)
 
     @staticmethod

@@ -71,7 +71,7 @@ class EdgeSpec(StrictModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        from workloads.multiexit import EXIT_MODELS
+        from workloads.edge.models import EXIT_MODELS
 
         if name not in EXIT_MODELS:
             raise ValueError(f"unknown multi-exit model {name!r}; known: {', '.join(EXIT_MODELS)}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.kernel import Kernel
-from sim.registry import register
-from workloads.federated import study
+from sim.registry import deferred, register
 from workloads.federated.spec import FederatedSpec
-from workloads.federated.world import FederatedWorld
+
+if TYPE_CHECKING:  # the world (torch, pandas) and the study hooks are imported when used
+    from workloads.federated.world import FederatedWorld
 
 
 @register("scenario", "federated")
@@ -42,11 +43,13 @@ class FederatedKind:
         **dict.fromkeys(("final_accuracy", "best_accuracy"), "higher"),
     }
 
-    sweep_figures = staticmethod(study.sweep_figures)
-    sweep_tables = staticmethod(study.sweep_tables)
+    sweep_figures = staticmethod(deferred("workloads.federated.study:sweep_figures"))
+    sweep_tables = staticmethod(deferred("workloads.federated.study:sweep_tables"))
 
     @staticmethod
     def build(spec: FederatedSpec, kernel: Kernel) -> FederatedWorld:
+        from workloads.federated.world import FederatedWorld
+
         return FederatedWorld(spec, kernel)
 
     @staticmethod
