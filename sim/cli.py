@@ -238,8 +238,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_profile(args: argparse.Namespace) -> int:
     import math
 
-    from devices.profiler import load_model, profile_model
-
     for field in ("batch", "threads", "repeats"):
         if getattr(args, field) < 1:
             raise ConfigError(f"--{field}: {getattr(args, field)} is not allowed; need an integer >= 1")
@@ -247,11 +245,6 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         raise ConfigError(f"--warmup: {args.warmup} is not allowed; need an integer >= 0")
     if not math.isfinite(args.power_w) or args.power_w < 0:
         raise ConfigError(f"--power-w: {args.power_w} is not allowed; need a finite number >= 0")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("--device: cuda is not available on this machine; use cpu")
     shape = None
     if args.input_shape:
         try:
@@ -260,25 +253,20 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             shape = ()
         if not shape or min(shape) < 1:
             raise ConfigError(f"--input-shape: {args.input_shape!r} is not a shape; need e.g. 1,3,32,32")
-    name, model, x = load_model(args.model, shape)
-    prof = profile_model(
-        name,
-        model,
-        x,
-        device=args.device,
-        batch=args.batch,
-        threads=args.threads,
-        warmup=args.warmup,
-        repeats=args.repeats,
-    )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    prof.table(args.device_name, args.power_w).to_csv(out, index=False)
-    total_s = sum(prof.latency_s)
+    # profiles are the xr kind's (its models, its profile CSV); the engine only asks for one
     print(
-        f"wrote {out}: {len(prof.layers)} layers of {name} on {prof.device}, batch {args.batch}, "
-        f"{args.threads} thread(s); layers sum to {total_s * 1e3:.3f} ms, a plain forward takes "
-        f"{prof.forward_s * 1e3:.3f} ms (median of {args.repeats})"
+        registry.get("scenario", "xr").profile(
+            args.model,
+            Path(args.out),
+            power_w=args.power_w,
+            device_name=args.device_name,
+            device=args.device,
+            input_shape=shape,
+            batch=args.batch,
+            threads=args.threads,
+            warmup=args.warmup,
+            repeats=args.repeats,
+        )
     )
     return 0
 

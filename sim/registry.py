@@ -189,8 +189,10 @@ def describe(cls: Any) -> str:
 
 def import_submodules(package: str, path: list[str]) -> None:
     """Import every module of a package, so each policy file registers itself: a new
-    policy is one new file. Called from a policy family's ``__init__``."""
+    policy is one new file. Called from a policy family's ``__init__``. A module whose name
+    starts with ``_`` is a policy's private helper, imported by that policy when it needs it."""
     import pkgutil
 
     for module in pkgutil.iter_modules(path):
-        importlib.import_module(f"{package}.{module.name}")
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package}.{module.name}")

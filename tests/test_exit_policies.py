@@ -169,7 +169,7 @@ def test_thresholds_outside_unit_interval_are_rejected(field, value):
 def test_predictive_exit_predictor_is_trained_once_per_store(tmp_path, monkeypatch):
     import dataclasses
 
-    from workloads import jump_predictor
+    from policies.exit import _jump_predictor as jump_predictor
     from workloads.cache import ArrayStore
 
     monkeypatch.setenv("TESTBED_CACHE", str(tmp_path))

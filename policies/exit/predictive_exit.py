@@ -58,7 +58,7 @@ class PredictiveExit:
         self.start_exit, self.start_share = start_exit, start_share
         self.max_round, self.exhausted = max_round, exhausted
         self.predictor_params = predictor
-        self.predictor = None  # a torch module (workloads.jump_predictor), built by fit
+        self.predictor = None  # a torch module (policies.exit._jump_predictor), built by fit
 
     def fit(self, calib: Calibration) -> None:
         n_exits = calib.probs.shape[0]
@@ -78,7 +78,7 @@ class PredictiveExit:
             )
         import torch
 
-        from workloads.jump_predictor import build_predictor, train_predictor
+        from policies.exit._jump_predictor import build_predictor, train_predictor
 
         p = self.predictor_params
         self.predictor = build_predictor(p["predictor_channels"], p["predictor_kernel"])
@@ -156,7 +156,7 @@ class PredictiveExit:
 
 
 # the predictor's key covers this policy and the predictor's own module
-_SOURCE = Path(__file__).read_bytes() + Path(find_spec("workloads.jump_predictor").origin).read_bytes()
+_SOURCE = Path(__file__).read_bytes() + Path(find_spec("policies.exit._jump_predictor").origin).read_bytes()
 
 
 def _scores(probs: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ class XRKind:
     Spec = XRSpec
     report_tables = ("models", "accelerators")
     sweep_tables = staticmethod(deferred("workloads.xr.study:sweep_tables"))
+    profile = staticmethod(deferred("workloads.xr.profile:profile_to_csv"))  # `testbed profile`
 
     headline_metrics = (
         "uxcost",

@@ -14,12 +14,14 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 
 from devices.cost import Layer, trace_layers
+from sim.errors import ConfigError
 from workloads.cache import pinned_threads
 
 
@@ -89,12 +91,34 @@ def profile_model(
     return LayerProfile(name, str(where), layers, latency_s, statistics.median(forward))
 
 
-def load_model(model: str, input_shape: tuple[int, ...] | None) -> tuple[str, nn.Module, torch.Tensor]:
-    """(name, module, example input) of a registered model or a ``module:factory`` path.
-
-    Weights are seeded random (as the xr kind builds them); the input shape is the one
-    given, else the model's own (built-in tasks and models declaring ``input_shape``).
-    """
+def profile_to_csv(
+    model: str,
+    out: Path,
+    *,
+    power_w: float,
+    device_name: str = "host",
+    device: str = "cpu",
+    input_shape: tuple[int, ...] | None = None,
+    batch: int = 1,
+    threads: int = 1,
+    warmup: int = 3,
+    repeats: int = 10,
+) -> str:
+    """``testbed profile``: time ``model`` (a registered model or ``module:factory``), write its
+    profile CSV to ``out`` and return the line that reports it."""
     from workloads.xr.models import build_model, example_input
 
-    return model, build_model(model, device="cpu"), example_input(model, device="cpu", shape=input_shape)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device: cuda is not available on this machine; use cpu")
+    net = build_model(model, device="cpu")
+    x = example_input(model, device="cpu", shape=input_shape)
+    prof = profile_model(
+        model, net, x, device=device, batch=batch, threads=threads, warmup=warmup, repeats=repeats
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    prof.table(device_name, power_w).to_csv(out, index=False)
+    return (
+        f"wrote {out}: {len(prof.layers)} layers of {model} on {prof.device}, batch {batch}, "
+        f"{threads} thread(s); layers sum to {sum(prof.latency_s) * 1e3:.3f} ms, a plain forward "
+        f"takes {prof.forward_s * 1e3:.3f} ms (median of {repeats})"
+    )
