@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,43 @@ def label_policies(table: pd.DataFrame, factors: list[str], policy: str | None) 
         return factors
     table[policy] = [f"{n}({p})" if p else n for n, p in zip(table[policy], table[params])]
     return [f for f in factors if f != params]
+
+
+def fold_zip(
+    table: pd.DataFrame, sweep: dict[str, Any], factors: list[str], policy: str | None
+) -> tuple[list[str], str | None, dict[str, Any]]:
+    """Show a zip's keys, which vary together, as one factor: its first key.
+
+    The first key's values become the labels of the zip's rows (with the other keys'
+    values added where the first alone does not tell two rows apart), so a figure or a
+    ranking never averages two zipped arms that share, say, an aggregation name. A policy
+    factor, baseline or highlight that named another key of the zip is carried over to
+    the first key. Returns the factors, the policy factor and ``{"baseline": ..,
+    "highlight": ..}`` as the report should use them.
+    """
+    keys = [k for k in sweep.get("zip", {}) if k in factors]
+    baseline = (sweep.get("baseline") or {}).get(policy)
+    marks = {"baseline": baseline, "highlight": sweep.get("highlight")}
+    if len(keys) < 2:
+        return factors, policy, marks
+    head, rest = keys[0], keys[1:]
+    rows = table[keys].astype(str).drop_duplicates()
+    if rows[head].duplicated().any():
+        table[head] = [
+            ", ".join([str(row[head])] + [f"{k}={row[k]}" for k in rest if rows[k].nunique() > 1])
+            for _, row in table.iterrows()
+        ]
+    if policy in rest:
+        for mark, value in marks.items():
+            match = table.loc[table[policy].astype(str) == str(value), head]
+            marks[mark] = match.iloc[0] if len(match) else value
+        policy = head
+    return [f for f in factors if f not in rest], policy, marks
+
+
+def _tick_label(value: object, width: int = 18) -> str:
+    """A factor level on at most three lines, so long labels never squeeze the axes away."""
+    return textwrap.fill(str(value), width, max_lines=3, placeholder=" ...")
 
 
 def summarise(table: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
@@ -217,9 +255,11 @@ def _metric_figures(
                     yerr=g["ci95"].fillna(0),
                     fmt="o",
                     capsize=3,
-                    label=str(label) if series else None,
+                    label=_tick_label(label, 40) if series else None,
                 )
-            ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right", fontsize=8)
+            ax.set_xticks(
+                range(len(levels)), [_tick_label(v) for v in levels], rotation=30, ha="right", fontsize=7
+            )
             ax.set_xlim(-0.6, len(levels) - 0.4)
             ax.set_title(metric, fontsize=9)
             ax.set_xlabel(factor, fontsize=8)
@@ -256,6 +296,7 @@ def _render_sweep(sweep_dir: Path, sweep: dict[str, Any], table: pd.DataFrame) -
     factors = factor_keys(sweep)
     policy = policy_factor(sweep, factors)
     factors = label_policies(table, factors, policy)
+    factors, policy, marks = fold_zip(table, sweep, factors, policy)
     done = table[table["status"] == "done"].copy()
     first_base = sweep["base"][0] if isinstance(sweep["base"], list) else sweep["base"]
     kind = kind_of(first_base.get("kind"))
@@ -275,12 +316,12 @@ def _render_sweep(sweep_dir: Path, sweep: dict[str, Any], table: pd.DataFrame) -
             )
             overall = overall.sort_values("mean", ascending=lower)
         tables[f"overall {objective}"] = overall.reset_index(drop=True)
-        baseline = (sweep.get("baseline") or {}).get(policy)
+        baseline = marks["baseline"]
         if baseline is not None:
             tables[f"change vs {baseline} (geomean over scenarios)"] = improvement(
                 done, policy, baseline, scenario, metrics, directions
             )
-        highlight = sweep.get("highlight")
+        highlight = marks["highlight"]
         if highlight is not None and highlight in set(done[policy]):
             tables[f"{highlight} against every other {policy}"] = versus(
                 done, policy, highlight, scenario, objective, direction

@@ -590,6 +590,11 @@ def _worker_init() -> None:
         sys.modules["torch"].set_num_threads(1)
     else:
         os.environ["OMP_NUM_THREADS"] = "1"
+    # tqdm would otherwise make a multiprocessing lock (a named semaphore) in each worker,
+    # which a stopped worker cannot unlink: the resource tracker then warns about a leak
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 def _plugin_modules() -> list[str]:

@@ -340,3 +340,22 @@ def test_progress_bar_over_rounds_on_a_terminal_only(monkeypatch, capsys):
     monkeypatch.undo()
     run(spec())  # captured stderr is no terminal: no bar
     assert "rounds:" not in capsys.readouterr().err
+
+
+def test_study_headline_pairs_the_labelled_arms():
+    """With zipped arms labelled by ``name``, the headline pairs label_anchored with plain
+    FedAvg only, not with FedAvg that trains the anchored head (same aggregation name)."""
+    import pandas as pd
+
+    from workloads.federated.study import headline
+
+    done = pd.DataFrame(
+        {
+            "partition": ["scheme=iid"] * 6,
+            "name": ["fedavg", "fedavg_head", "label_anchored"] * 2,
+            "seed": [0, 0, 0, 1, 1, 1],
+            "final_accuracy": [0.80, 0.10, 0.90, 0.70, 0.20, 0.90],
+        }
+    )
+    row = headline(done, ["partition", "name"]).iloc[0]
+    assert (row["fedavg"], row["label_anchored"], row["difference"], row["seeds"]) == (0.75, 0.9, 0.15, 2)

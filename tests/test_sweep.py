@@ -215,3 +215,52 @@ def test_demo_study(tmp_path, capsys):
     (tmp_path / "other" / "keep.txt").write_text("mine")
     assert main(["demo", "--out", str(tmp_path / "other")]) == 2
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
+
+
+def test_zipped_arms_are_shown_apart(tmp_path):
+    """Two zipped arms sharing an aggregation name stay two arms in the report's factors."""
+    from sim.compare import fold_zip
+
+    sweep_dict = {
+        "zip": {"name": ["plain", "plain_head", "prox"], "aggregation.name": ["fedavg", "fedavg", "fedprox"]},
+        "baseline": {"aggregation.name": "fedprox"},
+    }
+    table = pd.DataFrame(
+        {"name": ["plain", "plain_head", "prox"] * 2, "aggregation.name": ["fedavg", "fedavg", "fedprox"] * 2}
+    )
+    factors, policy, marks = fold_zip(table, sweep_dict, ["name", "aggregation.name"], "aggregation.name")
+    assert (factors, policy, marks["baseline"]) == (["name"], "name", "prox")
+    # a first key that does not tell the rows apart is labelled with the keys that do
+    table = pd.DataFrame({"aggregation.name": ["fedavg", "fedavg"], "model.head": ["linear", "anchored"]})
+    factors, policy, _ = fold_zip(
+        table, {"zip": {"aggregation.name": [], "model.head": []}}, ["aggregation.name", "model.head"], None
+    )
+    assert factors == ["aggregation.name"] and policy is None
+    assert list(table["aggregation.name"]) == ["fedavg, model.head=linear", "fedavg, model.head=anchored"]
+
+
+def test_pool_sweep_of_a_federated_run_leaves_no_leaked_semaphore(tmp_path):
+    """Workers make tqdm's lock a thread lock: no resource-tracker warning at the end."""
+    data = {
+        "name": "t",
+        "base": str(ROOT / "scenarios" / "federated" / "fl_digits.yaml"),
+        "set": {"rounds": 1},
+        "grid": {"aggregation.name": ["fedavg"]},
+        "seeds": 1,
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data))
+    cmd = [
+        sys.executable,
+        "-m",
+        "sim.cli",
+        "sweep",
+        str(path),
+        "--out",
+        str(tmp_path / "o"),
+        "--workers",
+        "1",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "leaked" not in done.stderr, done.stderr[-500:]
