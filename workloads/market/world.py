@@ -14,12 +14,15 @@ worker) see the same users, seed data, initial parameters and minibatch orders.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from policies.acquisition.base import PurchaseView
 from policies.user_choice.base import ChoiceView
@@ -242,7 +245,7 @@ class MarketWorld:
             }
         )
 
-    def _users(self):
+    def _users(self, bar: tqdm):
         env, marks = self.env, set(self.checkpoint_users)
         times = arrivals(self.spec.arrival, 1.0 / self.spec.rate_hz, self.kernel.rng("market/arrivals"))
         for t, row in enumerate(self.user_rows):
@@ -250,14 +253,18 @@ class MarketWorld:
             if arrival > env.now:
                 yield env.timeout(arrival - env.now)
             self._serve(t, row)
+            bar.update()
             if t + 1 in marks:
                 self._checkpoint(t + 1)
 
     def run(self) -> None:
         everyone = list(range(len(self.names)))
-        with pinned_threads(1):  # thread count must not change a single bit
+        # a bar over users on a terminal, not in tests, pipes or sweep workers
+        shown = sys.stderr.isatty() and multiprocessing.parent_process() is None
+        bar = tqdm(total=self.horizon, desc="users", leave=False, disable=not shown)
+        with pinned_threads(1), bar:  # thread count must not change a single bit
             self._retrain(everyone)  # train on the seed data
-            self.env.process(self._users())
+            self.env.process(self._users(bar))
             self.env.run()
             if self.spec.training.final_retrain:
                 self._retrain(everyone)
