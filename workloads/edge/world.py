@@ -27,6 +27,7 @@ from sim.errors import ConfigError
 from sim.kernel import Kernel
 from sim.recorder import Table
 from workloads.cache import ArrayStore
+from workloads.edge.metrics import probe
 from workloads.edge.spec import EdgeSpec
 from workloads.multiexit import ExitModel, load_exit_model
 from workloads.streams import arrivals
@@ -328,6 +329,7 @@ class EdgeWorld:
             self._times.append(arrivals(group.arrival, 1.0 / group.rate_hz, rng(f"arrivals/{name}"), name))
             self.env.process(self._serve(i))
         end = self.spec.duration_s
+        self.trace = probe(self.env, self.devices, end)
         self.env.run(until=end)
         for i, device in enumerate(self.devices):
             device.finish(end)
