@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from policies.acquisition.base import PurchaseView
 from policies.user_choice.base import ChoiceView
-from sim.errors import ConfigError
+from sim.errors import ConfigError, bad_decision
 from sim.kernel import Kernel
 from sim.recorder import Table
 from workloads.cache import pinned_threads
@@ -78,6 +78,22 @@ def horizon(spec: MarketSpec) -> int:
     if len(times) == 0:
         raise ConfigError("arrival: the trace holds no arrival times")
     return min(spec.users, len(times))
+
+
+def _purchases(policy: object, wants: Any, n: int) -> np.ndarray:
+    """An acquisition policy's decision as a bool array of its ``n`` predictors, or a PolicyError."""
+    decision = np.asarray(wants)
+    if decision.shape != (n,) or not (decision.dtype == bool or np.isin(decision, (0, 1)).all()):
+        raise bad_decision(policy, "decide", wants, f"{n} booleans, one per predictor of its group")
+    return decision.astype(bool)
+
+
+def _scores(policy: object, scores: Any, n: int) -> np.ndarray:
+    """A user-choice policy's scores as ``n`` finite floats, or a PolicyError."""
+    values = np.asarray(scores)
+    if values.shape != (n,) or values.dtype.kind not in "biuf" or not np.isfinite(values).all():
+        raise bad_decision(policy, "scores", scores, f"{n} finite numbers, one per predictor")
+    return values
 
 
 class MarketWorld:
@@ -185,7 +201,7 @@ class MarketWorld:
             view = PurchaseView(
                 probs[g.part].astype(np.float64), left, self.budget[g.part], price, t, self.horizon
             )
-            wants = np.asarray(g.policy.decide(view, g.rng), bool) & (left >= price)
+            wants = _purchases(g.policy, g.policy.decide(view, g.rng), len(left)) & (left >= price)
             found += (np.flatnonzero(wants) + g.part.start).tolist()
         return found
 
@@ -208,7 +224,7 @@ class MarketWorld:
         else:
             latency = np.maximum(self.free_at.min(1) - now, 0.0) + self.service_s
             view = ChoiceView(correct, probs.max(1), latency, self.spec.alpha)
-            winner = self._pick(self.choice.scores(view))
+            winner = self._pick(_scores(self.choice, self.choice.scores(view), len(correct)))
         group, local = self.local[winner]
         if buyers and self.budget_left[winner] < self.spec.price:
             group.able -= 1
