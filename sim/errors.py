@@ -23,8 +23,9 @@ class PolicyError(ConfigError):
         self.debug_traceback = debug_traceback
 
 
-def bad_decision(policy: object, call: str, value: Any, need: str) -> PolicyError:
-    """The one-line error for a policy whose ``call`` returned ``value``, which is not ``need``.
+def bad_decision(policy: object, call: str, value: Any, need: str, part: str = "") -> PolicyError:
+    """The one-line error for a policy whose ``call`` returned ``value`` (or, with ``part``, a
+    value whose ``part`` is ``value``), which is not ``need``.
 
     Worlds check what a policy returns where it is used, so a wrong value stops the run
     naming the policy rather than failing later deep inside the engine.
@@ -33,4 +34,7 @@ def bad_decision(policy: object, call: str, value: Any, need: str) -> PolicyErro
 
     family, name = registry.policy_of(type(policy)) or ("", type(policy).__name__)
     who = f"{family} policy {name!r}".lstrip()
-    return PolicyError(f"{who}: {call}() returned {repr(value)[:120]}; need {need}", "")
+    shown = " ".join(repr(value).split())  # numpy spreads a long array over lines
+    shown = shown if len(shown) <= 120 else shown[:117] + "..."
+    returned = f"{part} {shown}" if part else shown
+    return PolicyError(f"{who}: {call}() returned {returned}; need {need}", "")

@@ -21,16 +21,15 @@ def checked_plan(policy: object, plan: Any, n_exits: int, n: int) -> ExitPlan:
     """An exit policy's plan for ``n`` samples of an ``n_exits``-exit network (the order of the
     inference cache's ``[exits, samples, classes]``), or a PolicyError:
     an exit index in ``0..n_exits-1`` per sample, and the heads evaluated (the exit's among them)."""
-    need = (
-        f"an ExitPlan with exit_index int [{n}] in 0..{n_exits - 1} and heads_evaluated bool [{n}, {n_exits}]"
-    )
     if not isinstance(plan, ExitPlan):
-        raise bad_decision(policy, "plan", plan, need)
+        raise bad_decision(policy, "plan", plan, "an ExitPlan (policies/exit/base.py)")
     exit_index, heads = np.asarray(plan.exit_index), np.asarray(plan.heads_evaluated)
-    ok = exit_index.shape == (n,) and exit_index.dtype.kind in "iu" and heads.shape == (n, n_exits)
-    ok = ok and heads.dtype == bool and bool(np.all((exit_index >= 0) & (exit_index < n_exits)))
-    if not (ok and heads[np.arange(n), exit_index].all()):
-        raise bad_decision(policy, "plan", plan, need)
+    shaped = exit_index.shape == (n,) and exit_index.dtype.kind in "iu"
+    if not (shaped and exit_index.min(initial=0) >= 0 and exit_index.max(initial=0) < n_exits):
+        raise bad_decision(policy, "plan", exit_index, f"{n} exit indices in 0..{n_exits - 1}", "exit_index")
+    if not (heads.shape == (n, n_exits) and heads.dtype == bool and heads[np.arange(n), exit_index].all()):
+        need = f"bool [{n}, {n_exits}], true at each sample's exit"
+        raise bad_decision(policy, "plan", heads, need, "heads_evaluated")
     for name in ("prediction_at", "prediction_to"):
         made = getattr(plan, name)
         made = None if made is None else np.asarray(made)
@@ -40,12 +39,12 @@ def checked_plan(policy: object, plan: Any, n_exits: int, n: int) -> ExitPlan:
             and made.dtype.kind in "iu"
             and np.all((made >= -1) & (made < n_exits))
         ):
-            raise bad_decision(policy, "plan", plan, f"{name} int [predictions, {n}] in -1..{n_exits - 1}")
+            raise bad_decision(policy, "plan", made, f"int [predictions, {n}] in -1..{n_exits - 1}", name)
     extra = None if plan.extra_macs is None else np.asarray(plan.extra_macs)
     if extra is not None and not (
         extra.shape == (n,) and extra.dtype.kind in "iuf" and np.all(np.isfinite(extra) & (extra >= 0))
     ):
-        raise bad_decision(policy, "plan", plan, f"extra_macs: {n} finite MACs >= 0")
+        raise bad_decision(policy, "plan", extra, f"{n} finite MACs >= 0", "extra_macs")
     return plan
 
 
