@@ -234,6 +234,14 @@ def _path_problem(tree: Any, path: str, where: str) -> str | None:
     return None
 
 
+def _from_set(problem: str, prefix: str, sets: dict[str, Any]) -> str:
+    """``problem`` of a base scenario, renamed ``set.KEY`` if it is about a key ``set:`` gave."""
+    for key in sets:
+        if problem.startswith(f"{prefix}.{key}:"):
+            return f"set.{key}{problem[len(prefix) + 1 + len(key) :]}"
+    return problem
+
+
 def load_sweep(
     source: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = ()
 ) -> tuple[SweepSpec, dict[str, dict[str, Any]]]:
@@ -290,7 +298,10 @@ def _validated_points(
         base = set_values(base, sweep.set, label="set:")
         kind = kind_of(base.get("kind"))
         prefix = f"base {label}" if several else "base"
-        base_spec = validate(kind.Spec, base, prefix=prefix)
+        try:
+            base_spec = validate(kind.Spec, base, prefix=prefix)
+        except ConfigError as exc:  # a problem at a key the sweep's `set:` gave is named there
+            raise ConfigError([_from_set(p, prefix, sweep.set) for p in exc.problems]) from None
         resolved = base_spec.model_dump(mode="json")
         groups = {
             "grid": sweep.grid,

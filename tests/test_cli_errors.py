@@ -252,7 +252,7 @@ SWEEP_TYPOS = {
         "load_scale",
     ),
     "sweep key": ({"grd": {"duration_s": [0.1]}}, "grd: unknown key", "grid"),
-    "set key": ({"set": {"duraton_s": 0.1}}, "duraton_s: unknown key", "duration_s"),
+    "set key": ({"set": {"duraton_s": 0.1}}, "set.duraton_s: unknown key", "duration_s"),
     "policy param": ({"grid": {"scheduler.params.adaptt": [True]}}, "scheduler.params.adaptt", "adapt"),
     "baseline key": (
         {"grid": {"scheduler.name": ["fcfs", "edf"]}, "baseline": {"scheduler.nam": "fcfs"}},
