@@ -112,7 +112,7 @@ BAD = [
         MARKET,
         ["choice.name=t_nan", "predictors.0.budget=0"],
         "scores",
-        "finite",
+        "none NaN or +inf",
     ),
     (
         "selection",

@@ -82,18 +82,12 @@ def horizon(spec: MarketSpec) -> int:
 
 def _purchases(policy: object, wants: Any, n: int) -> np.ndarray:
     """An acquisition policy's decision as a bool array of its ``n`` predictors, or a PolicyError."""
+    if wants.__class__ is np.ndarray and wants.dtype == bool and wants.shape == (n,):
+        return wants  # what the shipped policies return: no copy, no scan
     decision = np.asarray(wants)
     if decision.shape != (n,) or not (decision.dtype == bool or np.isin(decision, (0, 1)).all()):
         raise bad_decision(policy, "decide", wants, f"{n} booleans, one per predictor of its group")
     return decision.astype(bool)
-
-
-def _scores(policy: object, scores: Any, n: int) -> np.ndarray:
-    """A user-choice policy's scores as ``n`` finite floats, or a PolicyError."""
-    values = np.asarray(scores)
-    if values.shape != (n,) or values.dtype.kind not in "biuf" or not np.isfinite(values).all():
-        raise bad_decision(policy, "scores", scores, f"{n} finite numbers, one per predictor")
-    return values
 
 
 class MarketWorld:
@@ -205,9 +199,16 @@ class MarketWorld:
             found += (np.flatnonzero(wants) + g.part.start).tolist()
         return found
 
-    def _pick(self, scores: np.ndarray) -> int:
-        """Draw a predictor with probability ``softmax(scores)``."""
+    def _pick(self, given: Any) -> int:
+        """Draw a predictor with probability ``softmax(scores)``; scores that are not one number
+        per predictor, or whose softmax is undefined (a NaN, +inf, or all -inf), are a PolicyError."""
+        scores = np.asarray(given)
+        if scores.shape != (len(self.names),) or scores.dtype.kind not in "biuf":
+            raise bad_decision(self.choice, "scores", given, f"{len(self.names)} numbers, one per predictor")
         weights = np.cumsum(np.exp(scores - scores.max()))
+        if not (weights[-1] > 0 and math.isfinite(weights[-1])):  # cheaper than a check per score
+            need = f"{len(self.names)} numbers, none NaN or +inf, not all -inf"
+            raise bad_decision(self.choice, "scores", given, need)
         k = int(np.searchsorted(weights, self._choice_rng.random() * weights[-1], side="right"))
         return min(k, len(weights) - 1)
 
@@ -224,7 +225,7 @@ class MarketWorld:
         else:
             latency = np.maximum(self.free_at.min(1) - now, 0.0) + self.service_s
             view = ChoiceView(correct, probs.max(1), latency, self.spec.alpha)
-            winner = self._pick(_scores(self.choice, self.choice.scores(view), len(correct)))
+            winner = self._pick(self.choice.scores(view))
         group, local = self.local[winner]
         if buyers and self.budget_left[winner] < self.spec.price:
             group.able -= 1
