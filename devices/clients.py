@@ -36,7 +36,7 @@ class LogNormal(StrictModel):
     )
     sigma: NonNegativeFloat = Field(
         0.5,
-        description=("spread: standard deviation of the log of the value (0: every client gets the median)"),
+        description="spread: standard deviation of the log of the value (0: every client gets the median)",
     )
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:

@@ -235,10 +235,10 @@ class EdgeDeviceConfig(StrictModel):
         )
     )
     idle_power_w: NonNegative = Field(
-        description=("power while idle at any point, in watts (at most the busy power at the lowest point)")
+        description="power while idle at any point, in watts (at most the busy power at the lowest point)"
     )
     switch_latency_s: NonNegative = Field(
-        description=("time to move to another operating point, during which no work runs, in seconds")
+        description="time to move to another operating point, during which no work runs, in seconds"
     )
     switch_energy_j: NonNegative = Field(description="extra energy of one operating-point switch, in joules")
     peak_fraction: Annotated[float, Field(gt=0, le=1)] = Field(

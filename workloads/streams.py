@@ -171,7 +171,7 @@ class VariationConfig(StrictModel):
 
     distribution: Literal["deterministic", "exponential", "lognormal"] = Field(
         "deterministic",
-        description=("deterministic (always 1), exponential, or lognormal with coefficient of variation cv"),
+        description="deterministic (always 1), exponential, or lognormal with coefficient of variation cv",
     )
     cv: PositiveFloat = Field(0.1, description="coefficient of variation for lognormal")
 

@@ -25,7 +25,7 @@ class UncertaintyPurchase:
             0.3,
             ge=0.0,
             le=1.0,
-            description=("buy when the predictive entropy exceeds this share of log(classes), in [0, 1]"),
+            description="buy when the predictive entropy exceeds this share of log(classes), in [0, 1]",
         )
 
     def __init__(self, fraction: float):

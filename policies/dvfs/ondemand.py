@@ -29,7 +29,7 @@ class Ondemand:
             0.7,
             gt=0.0,
             le=1.0,
-            description=("busy share the chosen frequency aims at below the threshold, in (0, up_threshold]"),
+            description="busy share the chosen frequency aims at below the threshold, in (0, up_threshold]",
         )
         window_s: float = Field(
             0.1,

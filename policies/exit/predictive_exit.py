@@ -71,14 +71,14 @@ class PredictiveExit:
         )
         predictor_kernel: Literal[1, 3, 5, 7] = Field(
             3,
-            description=("width of the predictor's convolution over the class axis: 1, 3, 5 or 7 (assumed)"),
+            description="width of the predictor's convolution over the class axis: 1, 3, 5 or 7 (assumed)",
         )
         predictor_steps: PositiveInt = Field(
             100, description="full-batch Adam steps that train the predictor on the calib split (assumed)"
         )
         predictor_pairs: PositiveInt = Field(
             2048,
-            description=("at most this many (exit k, exit k+1) score pairs train the predictor (assumed)"),
+            description="at most this many (exit k, exit k+1) score pairs train the predictor (assumed)",
         )
         learning_rate: float = Field(
             0.05, gt=0.0, description="Adam learning rate of the predictor's training (assumed)"

@@ -44,11 +44,11 @@ class LabelAnchored(FedAvgBase):
         data_lr: PositiveFloat = Field(1e-3, description="Adam learning rate of the data-encoder steps")
         label_lr: PositiveFloat = Field(
             1e-3,
-            description=("Adam learning rate of the label-side (anchor embedding and label encoder) steps"),
+            description="Adam learning rate of the label-side (anchor embedding and label encoder) steps",
         )
         pseudo_labels: bool = Field(
             True,
-            description=("pseudo-label unlabelled samples of classes the client lacks from the global model"),
+            description="pseudo-label unlabelled samples of classes the client lacks from the global model",
         )
         percentile: float = Field(
             99.0,
@@ -61,7 +61,7 @@ class LabelAnchored(FedAvgBase):
         )
         per_class_average: bool = Field(
             True,
-            description=("average each class's anchor row only over the selected clients holding the class"),
+            description="average each class's anchor row only over the selected clients holding the class",
         )
         uniform: bool = Field(
             True, description="weight clients equally when averaging (false: by sample count)"

@@ -98,7 +98,7 @@ class SDRM3:
         )
         wait_tolerance: NonNegativeFloat = Field(
             0.5,
-            description=("wait_filter: a pair may take this share longer than the job's fastest accelerator"),
+            description="wait_filter: a pair may take this share longer than the job's fastest accelerator",
         )
         adapt: bool = Field(
             True,

@@ -71,7 +71,7 @@ class DeviceGroup(StrictModel):
         description="arrival process of each device's requests (default poisson)",
     )
     deadline_s: PositiveFloat = Field(
-        0.02, description=("each request's deadline, in seconds after its arrival (a late one still runs)")
+        0.02, description="each request's deadline, in seconds after its arrival (a late one still runs)"
     )
 
 
@@ -111,7 +111,7 @@ class EdgeSpec(StrictModel):
     )
     offload: OffloadConfig | None = Field(
         None,
-        description=("an edge server requests may be offloaded to (unset: every request runs on its device)"),
+        description="an edge server requests may be offloaded to (unset: every request runs on its device)",
     )
 
     @field_validator("model")

@@ -171,7 +171,7 @@ class PartitionConfig(StrictModel):
         0.0,
         ge=0.0,
         lt=1.0,
-        description=("exclusive: share of a class's samples dealt unlabelled to non-owners, in [0, 1)"),
+        description="exclusive: share of a class's samples dealt unlabelled to non-owners, in [0, 1)",
     )
 
     @model_validator(mode="after")

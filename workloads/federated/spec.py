@@ -33,7 +33,7 @@ class ModelConfig(StrictModel):
 
     arch: Literal["mlp", "cnn"] = Field(
         "mlp",
-        description=("encoder: mlp (fully connected; tabular or flattened images) or cnn (image datasets)"),
+        description="encoder: mlp (fully connected; tabular or flattened images) or cnn (image datasets)",
     )
     hidden: list[PositiveInt] = Field(
         default_factory=lambda: [32], description="mlp: width of each hidden layer"
@@ -43,7 +43,7 @@ class ModelConfig(StrictModel):
     )
     head: Literal["linear", "anchored"] | None = Field(
         None,
-        description=("linear, anchored (label-anchored), or unset: what the aggregation policy asks for"),
+        description="linear, anchored (label-anchored), or unset: what the aggregation policy asks for",
     )
     rep_dim: PositiveInt = Field(32, description="anchored head: size of the encoder's representation")
     anchors: AnchorConfig = Field(
@@ -87,7 +87,7 @@ class AsyncConfig(StrictModel):
     concurrency: PositiveInt = Field(130, description="clients training at once")
     buffer: PositiveInt = Field(100, description="updates that trigger an aggregation (at most concurrency)")
     staleness_exponent: NonNegativeFloat = Field(
-        0.5, description=("an update weighs (1 + staleness) ** -staleness_exponent (0: staleness ignored)")
+        0.5, description="an update weighs (1 + staleness) ** -staleness_exponent (0: staleness ignored)"
     )
     max_staleness: NonNegativeInt | None = Field(
         None, description="discard updates staler than this many global versions (unset: keep all)"
