@@ -31,8 +31,13 @@ WINDOW_COLUMNS = ("client", "start_s", "end_s")
 class LogNormal(StrictModel):
     """A positive quantity drawn per client: ``median * exp(sigma * N(0, 1))``."""
 
-    median: PositiveFloat
-    sigma: NonNegativeFloat = 0.5
+    median: PositiveFloat = Field(
+        description="the median value across clients (units of the quantity: FLOP/s or bytes/s)"
+    )
+    sigma: NonNegativeFloat = Field(
+        0.5,
+        description="spread: standard deviation of the log of the value (0: every client gets the median)",
+    )
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.median * np.exp(self.sigma * rng.standard_normal(n))
@@ -50,11 +55,30 @@ class AvailabilityConfig(StrictModel):
     client is available after the last window ends.
     """
 
-    mode: Literal["always", "on_off", "trace"] = "always"
-    mean_on_s: PositiveFloat = 600.0
-    mean_off_s: PositiveFloat = 300.0
-    trace_csv: str | None = None
-    period_s: PositiveFloat | None = None
+    mode: Literal["always", "on_off", "trace"] = Field(
+        "always",
+        description=(
+            "always: every client always reachable; on_off: exponential on/off periods; "
+            "trace: the windows of trace_csv"
+        ),
+    )
+    mean_on_s: PositiveFloat = Field(600.0, description="on_off: mean length of an online period, in seconds")
+    mean_off_s: PositiveFloat = Field(
+        300.0, description="on_off: mean length of an offline period, in seconds"
+    )
+    trace_csv: str | None = Field(
+        None,
+        description=(
+            "trace: CSV of availability windows, columns client, start_s, end_s (needed with mode trace only)"
+        ),
+    )
+    period_s: PositiveFloat | None = Field(
+        None,
+        description=(
+            "trace: repeat the windows every period_s seconds (e.g. 86400 for a daily "
+            "pattern); unset: no repeat"
+        ),
+    )
 
     @model_validator(mode="after")
     def _trace_file(self) -> AvailabilityConfig:
@@ -72,10 +96,22 @@ class TopologyConfig(StrictModel):
     aggregator combines its clients' updates and sends one model over its backhaul link.
     """
 
-    edge_aggregators: int = Field(0, ge=0)
-    client_latency_s: NonNegativeFloat = 0.05
-    backhaul_bytes_per_s: PositiveFloat = 125e6
-    backhaul_latency_s: NonNegativeFloat = 0.01
+    edge_aggregators: int = Field(
+        0,
+        ge=0,
+        description=(
+            "edge aggregators between clients and the server (0: clients reach the server directly)"
+        ),
+    )
+    client_latency_s: NonNegativeFloat = Field(
+        0.05, description="one-way latency of each client's link, in seconds"
+    )
+    backhaul_bytes_per_s: PositiveFloat = Field(
+        125e6, description="bandwidth of each aggregator's link to the server, in bytes/s"
+    )
+    backhaul_latency_s: NonNegativeFloat = Field(
+        0.01, description="one-way latency of each aggregator's link to the server, in seconds"
+    )
 
 
 class ClientsConfig(StrictModel):
@@ -88,16 +124,42 @@ class ClientsConfig(StrictModel):
     upload_bytes_per_s, download_bytes_per_s``.
     """
 
-    count: PositiveInt = 100
-    speed_flops_per_s: LogNormal = Field(default_factory=lambda: LogNormal(median=2e6, sigma=1.0))
-    upload_bytes_per_s: LogNormal = Field(default_factory=lambda: LogNormal(median=6e5, sigma=0.7))
-    download_bytes_per_s: LogNormal = Field(default_factory=lambda: LogNormal(median=2.5e6, sigma=0.7))
-    trace_csv: str | None = None
-    compute_power_w: NonNegativeFloat = 2.0
-    radio_power_w: NonNegativeFloat = 0.8
-    dropout_probability: float = Field(0.0, ge=0.0, lt=1.0)
-    availability: AvailabilityConfig = Field(default_factory=AvailabilityConfig)
-    topology: TopologyConfig = Field(default_factory=TopologyConfig)
+    count: PositiveInt = Field(100, description="number of clients in the population")
+    speed_flops_per_s: LogNormal = Field(
+        default_factory=lambda: LogNormal(median=2e6, sigma=1.0),
+        description="effective training throughput per client, FLOP/s (log-normal over clients)",
+    )
+    upload_bytes_per_s: LogNormal = Field(
+        default_factory=lambda: LogNormal(median=6e5, sigma=0.7),
+        description="upload bandwidth per client, bytes/s (log-normal over clients)",
+    )
+    download_bytes_per_s: LogNormal = Field(
+        default_factory=lambda: LogNormal(median=2.5e6, sigma=0.7),
+        description="download bandwidth per client, bytes/s (log-normal over clients)",
+    )
+    trace_csv: str | None = Field(
+        None,
+        description=(
+            "CSV with one row per client (client, speed_flops_per_s, upload_bytes_per_s, "
+            "download_bytes_per_s) replacing the three distributions"
+        ),
+    )
+    compute_power_w: NonNegativeFloat = Field(
+        2.0, description="power a client draws while training, in watts (client energy)"
+    )
+    radio_power_w: NonNegativeFloat = Field(
+        0.8, description="power a client draws while downloading or uploading, in watts"
+    )
+    dropout_probability: float = Field(
+        0.0, ge=0.0, lt=1.0, description="chance that a participating client quits mid-round, in [0, 1)"
+    )
+    availability: AvailabilityConfig = Field(
+        default_factory=AvailabilityConfig, description="when clients can be reached"
+    )
+    topology: TopologyConfig = Field(
+        default_factory=TopologyConfig,
+        description="how clients connect to the server (directly or through edge aggregators)",
+    )
 
 
 def _read_csv(path: str, field: str, columns: tuple[str, ...]) -> pd.DataFrame:

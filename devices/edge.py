@@ -163,8 +163,8 @@ class OperatingPoint(StrictModel):
 
     model_config = ConfigDict(frozen=True)
 
-    freq_hz: Positive
-    voltage_v: Positive
+    freq_hz: Positive = Field(description="clock frequency of the step, in Hz")
+    voltage_v: Positive = Field(description="supply voltage at this frequency, in volts")
 
 
 class _Curve(StrictModel):
@@ -195,21 +195,74 @@ class EdgeDeviceConfig(StrictModel):
 
     model_config = ConfigDict(frozen=True)
 
-    preset: str | None = None
-    v_min_v: Positive | None = None
-    v_max_v: Positive | None = None
-    points: list[OperatingPoint] = Field(min_length=1)
-    macs_per_cycle: Positive
-    memory_bandwidth_bytes_per_s: Positive
-    p_static_w: NonNegative
-    c_eff_f: Positive
-    idle_power_w: NonNegative
-    switch_latency_s: NonNegative
-    switch_energy_j: NonNegative
-    peak_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
-    layer_overhead_s: NonNegative = 0.0
-    battery_j: Positive | None = None
-    profile_csv: str | None = None
+    preset: str | None = Field(
+        None,
+        description=(
+            "a built-in device: jetson_nano_gpu, jetson_nano_gpu_5w, jetson_xavier_gpu, "
+            "mobile_cpu or host; fields left out take its values"
+        ),
+    )
+    v_min_v: Positive | None = Field(
+        None,
+        description=(
+            "voltage at the preset's lowest frequency, in volts (reshapes its V(f) line; "
+            "leave out with points)"
+        ),
+    )
+    v_max_v: Positive | None = Field(
+        None,
+        description=(
+            "voltage at the preset's highest frequency, in volts (at least v_min_v; leave out with points)"
+        ),
+    )
+    points: list[OperatingPoint] = Field(
+        min_length=1,
+        description=(
+            "DVFS operating points by increasing frequency (voltage non-decreasing); "
+            "replace the preset's table"
+        ),
+    )
+    macs_per_cycle: Positive = Field(description="peak multiply-accumulates per clock cycle")
+    memory_bandwidth_bytes_per_s: Positive = Field(
+        description="sustained memory bandwidth, in bytes/s (memory time does not scale with f)"
+    )
+    p_static_w: NonNegative = Field(
+        description="static part of the busy power P = p_static_w + c_eff_f V^2 f, in watts"
+    )
+    c_eff_f: Positive = Field(
+        description=(
+            "effective switched capacitance of the busy power, in farads (activity factor folded in)"
+        )
+    )
+    idle_power_w: NonNegative = Field(
+        description="power while idle at any point, in watts (at most the busy power at the lowest point)"
+    )
+    switch_latency_s: NonNegative = Field(
+        description="time to move to another operating point, during which no work runs, in seconds"
+    )
+    switch_energy_j: NonNegative = Field(description="extra energy of one operating-point switch, in joules")
+    peak_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0, description="share of the peak MAC rate a batch-1 layer achieves, in (0, 1]"
+    )
+    layer_overhead_s: NonNegative = Field(
+        0.0,
+        description=(
+            "fixed cost of each layer (kernel launch, dispatch), independent of the clock, in seconds"
+        ),
+    )
+    battery_j: Positive | None = Field(
+        None,
+        description=(
+            "battery capacity in joules; the device stops serving when it is spent (unset: mains powered)"
+        ),
+    )
+    profile_csv: str | None = Field(
+        None,
+        description=(
+            "measured per-layer profile (layer, freq_hz, latency_s, power_w; a row per "
+            "layer and step) replacing the analytic time and power"
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

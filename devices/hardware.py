@@ -46,10 +46,16 @@ class EnergyCoefficients(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    l2_access: float = Field(6.0, ge=0)
-    l1_access: float = Field(0.55, ge=0)
-    mac: float = Field(1.0, ge=0)
-    unit_j: float = Field(0.00288e-9, gt=0)
+    l2_access: float = Field(
+        6.0, ge=0, description="energy weight of one shared-buffer (L2) access, in units of unit_j"
+    )
+    l1_access: float = Field(
+        0.55, ge=0, description="energy weight of one PE-local buffer (L1) access, in units of unit_j"
+    )
+    mac: float = Field(1.0, ge=0, description="energy weight of one multiply-accumulate, in units of unit_j")
+    unit_j: float = Field(
+        0.00288e-9, gt=0, description="joules per unit of the weights above (XRBench: 0.00288 nJ)"
+    )
 
 
 class AcceleratorSpec(BaseModel):
@@ -62,16 +68,33 @@ class AcceleratorSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    name: str = Field(min_length=1)
-    num_pes: int = Field(gt=0)
-    dataflow: Dataflow = "WS"
-    clock_hz: float = Field(1e9, gt=0)
-    l2_bytes: int = Field(gt=0)
-    l1_bytes_per_pe: int = Field(gt=0)
-    noc_bytes_per_cycle: float = Field(gt=0)
-    offchip_bytes_per_cycle: float = Field(gt=0)
-    idle_power_w: float = Field(0.0, ge=0)
-    energy: EnergyCoefficients = EnergyCoefficients()
+    name: str = Field(
+        min_length=1,
+        description="the accelerator's name, unique in the system (schedulers and tables use it)",
+    )
+    num_pes: int = Field(gt=0, description="processing elements in the PE array")
+    dataflow: Dataflow = Field(
+        "WS", description="dataflow of the array: WS (weight), OS (output) or RS (row) stationary"
+    )
+    clock_hz: float = Field(1e9, gt=0, description="clock frequency, in Hz")
+    l2_bytes: int = Field(gt=0, description="on-chip shared buffer (L2) size, in bytes")
+    l1_bytes_per_pe: int = Field(gt=0, description="local buffer (L1) size of each PE, in bytes")
+    noc_bytes_per_cycle: float = Field(
+        gt=0, description="NoC bandwidth between L2 and the PEs, in bytes per cycle"
+    )
+    offchip_bytes_per_cycle: float = Field(
+        gt=0, description="this accelerator's off-chip memory bandwidth, in bytes per cycle"
+    )
+    idle_power_w: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "static power drawn while idle, in watts (0: only per-layer dynamic energy, as XRBench)"
+        ),
+    )
+    energy: EnergyCoefficients = Field(
+        EnergyCoefficients(), description="per-access energy coefficients of the analytic cost model"
+    )
 
 
 class SystemSpec(BaseModel):
@@ -201,12 +224,39 @@ class HardwareConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    preset: str | None = None
-    dataflow: str | list[str] | None = None
-    accelerators: list[AcceleratorSpec] | None = None
-    name: str | None = None
-    offchip_bytes_per_cycle: float | None = Field(None, gt=0)
-    profile_csv: str | None = None
+    preset: str | None = Field(
+        None,
+        description=(
+            "an XRBench system: Single_4K, Single_8K, Dual_4K, Dual_8K, their "
+            "BigLittle/LittleBig variants, Quad_4K or Quad_8K (default Dual_4K)"
+        ),
+    )
+    dataflow: str | list[str] | None = Field(
+        None,
+        description=(
+            "with a preset: WS, OS or RS for every accelerator, or a list with one per "
+            "accelerator (default WS)"
+        ),
+    )
+    accelerators: list[AcceleratorSpec] | None = Field(
+        None, description="an explicit list of accelerators instead of a preset"
+    )
+    name: str | None = Field(None, description="with accelerators: the system's name")
+    offchip_bytes_per_cycle: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "with accelerators: one shared off-chip bandwidth their links must fit in, "
+            "bytes per cycle (unset: each its own link)"
+        ),
+    )
+    profile_csv: str | None = Field(
+        None,
+        description=(
+            "CSV of measured per-layer costs overriding the analytic model where it has a"
+            " row (see testbed profile)"
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

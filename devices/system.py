@@ -349,18 +349,10 @@ class AcceleratorPool:
 
     def _bad_pick(self, choice: Any) -> Exception:
         """The one-line error for a scheduler that returned something it may not."""
-        from sim import registry
-        from sim.errors import PolicyError
+        from sim.errors import bad_decision
 
-        family, name = registry.policy_of(type(self.scheduler)) or (
-            "scheduling",
-            type(self.scheduler).__name__,
-        )
-        return PolicyError(
-            f"{family} policy {name!r}: pick() returned {repr(choice)[:120]}; need None or a "
-            "(job, accelerator) pair from the ready jobs and idle accelerators it was given",
-            "",
-        )
+        need = "None or a (job, accelerator) pair from the ready jobs and idle accelerators it was given"
+        return bad_decision(self.scheduler, "pick", choice, need)
 
     def _start(self, job: Job, accel: Accelerator, now: float) -> None:
         first = job.next_block

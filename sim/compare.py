@@ -22,7 +22,7 @@ import yaml
 from matplotlib.figure import Figure
 from scipy import stats
 
-from sim.config import load_yaml, path_safe
+from sim.config import closest, load_yaml, path_safe
 from sim.errors import ConfigError
 from sim.report import plain_text, render_report
 from sim.sweep import factor_keys, policy_factor
@@ -339,7 +339,10 @@ def _render_sweep(sweep_dir: Path, sweep: dict[str, Any], table: pd.DataFrame) -
         tables["runs not done (pending)"] = pending[["id", *factors, "seed"]]
     unknown = [m for m in wanted if m not in done.columns] if len(done) else []
     if unknown:
-        tables["unknown metrics (not in the runs' summaries)"] = pd.DataFrame({"metric": unknown})
+        known = [c for c in done.columns if c not in (*factors, "id", "seed", "status", "error")]
+        tables["unknown metrics (not in the runs' summaries)"] = pd.DataFrame(
+            {"metric": unknown, "did you mean": [closest(m, known) or "" for m in unknown]}
+        )
     figures = _metric_figures(done, factors, policy, metrics) if len(done) and metrics else {}
     if len(done):  # a kind may add its own comparisons (e.g. Pareto fronts)
         for hook, into in (("sweep_figures", figures), ("sweep_tables", tables)):

@@ -319,6 +319,18 @@ def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
+def closest(word: Any, known: Any) -> str | None:
+    """The one of ``known`` closest to ``word`` as text (difflib's ratio >= 0.6), or None."""
+    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1)
+    return close[0] if close else None
+
+
+def did_you_mean(word: Any, known: Any) -> str:
+    """``"; did you mean 'x'?"`` naming the closest of ``known`` to ``word``, or ``""`` if none is close."""
+    close = closest(word, known)
+    return f"; did you mean {close!r}?" if close else ""
+
+
 def problems_of(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> list[str]:
     """One line per pydantic error: ``field.path: message (got value)``.
 
@@ -342,8 +354,7 @@ def problems_of(exc: ValidationError, prefix: str = "", model: type[BaseModel] |
             line = f"{prefix}: {msg}" if prefix else msg
         elif err["type"] == "extra_forbidden":
             known = _keys_at(model, err["loc"][:-1]) if model is not None else []
-            close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(err["loc"][-1], known)
             line = f"{path}: unknown key (got {_short(err['input'])}){hint}"
         elif err["type"] == "missing":
             line = f"{path}: required field is missing"

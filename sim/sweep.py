@@ -43,7 +43,7 @@ from pydantic import (
 )
 
 from sim import registry
-from sim.config import StrictModel, apply_overrides, load_yaml, set_values, validate
+from sim.config import StrictModel, apply_overrides, closest, did_you_mean, load_yaml, set_values, validate
 from sim.errors import ConfigError
 from sim.kernel import numpy_rng
 from sim.store import DONE, FAILED, RunStore, run_id
@@ -150,8 +150,12 @@ class SweepSpec(StrictModel):
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:
             raise ValueError(f"factor keys appear twice: {', '.join(repeated)}")
-        if self.baseline and not set(self.baseline) <= set(keys):
-            raise ValueError(f"baseline: keys {sorted(set(self.baseline) - set(keys))} are not factors")
+        stray = [k for k in self.baseline or {} if k not in keys]
+        if stray:
+            raise ValueError(
+                f"baseline: {stray[0]!r} is not a factor (factors: {', '.join(keys) or 'none'})"
+                + did_you_mean(stray[0], keys)
+            )
         return self
 
     def check_report_fields(self, points: list[dict[str, Any]]) -> None:
@@ -159,9 +163,10 @@ class SweepSpec(StrictModel):
         values = {k: [p[k] for p in points if k in p] for k in (self.baseline or {})}
         for key, value in (self.baseline or {}).items():
             if value not in values[key]:
+                taken = list(dict.fromkeys(map(str, values[key])))
                 raise ConfigError(
                     f"baseline.{key}: {value!r} is not one of the factor's values "
-                    f"({', '.join(map(repr, dict.fromkeys(map(str, values[key]))))})"
+                    f"({', '.join(map(repr, taken))})" + did_you_mean(value, taken)
                 )
         if self.highlight is not None:
             data = self.model_dump(mode="json")
@@ -172,6 +177,7 @@ class SweepSpec(StrictModel):
                     f"highlight: {self.highlight!r} is not a value of the policy factor "
                     f"{policy or '(none: no baseline and no *.name factor)'}"
                     + (f" ({', '.join(map(repr, taken))})" if taken else "")
+                    + did_you_mean(self.highlight, taken)
                 )
 
     def seed_list(self) -> list[int]:
@@ -205,8 +211,9 @@ def policy_factor(sweep: dict[str, Any], factors: list[str]) -> str | None:
     return next((f for f in factors if f.endswith(".name")), None)
 
 
-def _path_exists(tree: Any, path: str) -> bool:
-    """Whether dotted ``path`` names a field of a resolved config (free-form ``params`` accept any key)."""
+def _path_problem(tree: Any, path: str, where: str) -> str | None:
+    """Why dotted ``path`` names no field of the resolved config ``tree`` (of ``where``), with
+    the closest path that does; None if it names one (free-form ``params`` accept any key)."""
     node = tree
     parts = path.split(".")
     for depth, part in enumerate(parts):
@@ -215,10 +222,24 @@ def _path_exists(tree: Any, path: str) -> bool:
         elif isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, dict) and depth > 0 and parts[depth - 1] == "params":
-            return depth == len(parts) - 1
+            return None if depth == len(parts) - 1 else f"{part!r} is a policy parameter, not a mapping"
+        elif isinstance(node, list):
+            return f"{'.'.join(parts[:depth]) or path!r} is a list of {len(node)} items; {part!r} is no index"
         else:
-            return False
-    return True
+            close = closest(part, node) if isinstance(node, dict) else None
+            hint = (
+                f"; did you mean {'.'.join([*parts[:depth], close, *parts[depth + 1 :]])!r}?" if close else ""
+            )
+            return f"unknown config key (not a field of {where}){hint}"
+    return None
+
+
+def _from_set(problem: str, prefix: str, sets: dict[str, Any]) -> str:
+    """``problem`` of a base scenario, renamed ``set.KEY`` if it is about a key ``set:`` gave."""
+    for key in sets:
+        if problem.startswith(f"{prefix}.{key}:"):
+            return f"set.{key}{problem[len(prefix) + 1 + len(key) :]}"
+    return problem
 
 
 def load_sweep(
@@ -277,19 +298,22 @@ def _validated_points(
         base = set_values(base, sweep.set, label="set:")
         kind = kind_of(base.get("kind"))
         prefix = f"base {label}" if several else "base"
-        base_spec = validate(kind.Spec, base, prefix=prefix)
+        try:
+            base_spec = validate(kind.Spec, base, prefix=prefix)
+        except ConfigError as exc:  # a problem at a key the sweep's `set:` gave is named there
+            raise ConfigError([_from_set(p, prefix, sweep.set) for p in exc.problems]) from None
         resolved = base_spec.model_dump(mode="json")
         groups = {
             "grid": sweep.grid,
             "zip": sweep.zip,
             "random.params": sweep.random.params if sweep.random else {},
         }
+        scenario = f"the {base['kind']} scenario{' ' + label if several else ''}"
         problems = [
-            f"{group}.{key}: unknown config key (not a field of the {base['kind']} scenario"
-            f"{' ' + label if several else ''})"
+            f"{group}.{key}: {problem}"
             for group, keys in groups.items()
             for key in keys
-            if not _path_exists(resolved, key)
+            if (problem := _path_problem(resolved, key, scenario)) is not None
         ]
         if problems:
             raise ConfigError(problems)

@@ -236,3 +236,62 @@ def test_plugin_that_does_not_exist_is_one_line(tmp_path, capsys, monkeypatch):
     assert err.count("\n") == 1 and "no module of that name in" in err
     assert main(["list", "--plugin", "missing.py"]) == 2
     assert "no such file 'missing.py'" in capsys.readouterr().err
+
+
+SWEEP_TYPOS = {
+    "grid key": (
+        {"grid": {"schedular.name": ["fcfs"]}},
+        "grid.schedular.name: unknown config key",
+        "scheduler.name",
+    ),
+    "zip key": ({"zip": {"duraton_s": [0.1]}}, "zip.duraton_s: unknown config key", "duration_s"),
+    "nested key": ({"grid": {"hardware.presett": ["Dual_4K"]}}, "grid.hardware.presett", "hardware.preset"),
+    "random key": (
+        {"random": {"count": 1, "params": {"load_scal": {"uniform": [0.5, 1]}}}},
+        "random.params.load_scal",
+        "load_scale",
+    ),
+    "sweep key": ({"grd": {"duration_s": [0.1]}}, "grd: unknown key", "grid"),
+    "set key": ({"set": {"duraton_s": 0.1}}, "set.duraton_s: unknown key", "duration_s"),
+    "policy param": ({"grid": {"scheduler.params.adaptt": [True]}}, "scheduler.params.adaptt", "adapt"),
+    "baseline key": (
+        {"grid": {"scheduler.name": ["fcfs", "edf"]}, "baseline": {"scheduler.nam": "fcfs"}},
+        "baseline: 'scheduler.nam' is not a factor",
+        "scheduler.name",
+    ),
+    "baseline value": (
+        {"grid": {"scheduler.name": ["fcfs", "edf"]}, "baseline": {"scheduler.name": "fcsf"}},
+        "baseline.scheduler.name: 'fcsf' is not one of the factor's values",
+        "fcfs",
+    ),
+    "highlight": (
+        {"grid": {"scheduler.name": ["fcfs", "edf"]}, "highlight": "eddf"},
+        "highlight: 'eddf'",
+        "edf",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SWEEP_TYPOS))
+def test_mistyped_sweep_keys_suggest_the_closest(tmp_path, capsys, name):
+    import yaml
+
+    extra, problem, suggestion = SWEEP_TYPOS[name]
+    data = {"base": str(VR), "grid": {}, "seeds": 1, **extra}
+    if name == "policy param":
+        data["set"] = {"scheduler.name": "sdrm3"}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, err = _run_cli(capsys, "validate", str(path))
+    assert code == 2 and err.count("\n") == 1, err
+    assert problem in err and f"did you mean {suggestion!r}?" in err, err
+
+
+def test_a_factor_key_with_nothing_close_has_no_suggestion(tmp_path, capsys):
+    import yaml
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"base": str(VR), "grid": {"zzzzqqq": [1]}}))
+    code, err = _run_cli(capsys, "validate", str(path))
+    assert code == 2 and "grid.zzzzqqq: unknown config key (not a field of the xr scenario)" in err
+    assert "did you mean" not in err

@@ -31,14 +31,24 @@ class ArrivalConfig(StrictModel):
     ``arrival_s`` column of ``trace_csv``.
     """
 
-    process: Literal["periodic", "poisson", "bursty", "trace"] = "periodic"
-    jitter_s: NonNegativeFloat = 1e-5
-    offset_s: NonNegativeFloat = 0.0
-    burst_factor: float = Field(4.0, ge=1.0)
-    burst_mean_s: PositiveFloat = 0.1
-    calm_mean_s: PositiveFloat = 0.5
-    times_s: list[NonNegativeFloat] | None = None
-    trace_csv: str | None = None
+    process: Literal["periodic", "poisson", "bursty", "trace"] = Field(
+        "periodic", description="periodic, poisson, bursty (Markov-modulated Poisson) or trace"
+    )
+    jitter_s: NonNegativeFloat = Field(
+        1e-5, description="periodic: uniform jitter added to each arrival, in [0, jitter_s) seconds"
+    )
+    offset_s: NonNegativeFloat = Field(0.0, description="periodic: time of the first arrival, in seconds")
+    burst_factor: float = Field(
+        4.0, ge=1.0, description="bursty: rate during a burst, as a multiple of the stream's rate (>= 1)"
+    )
+    burst_mean_s: PositiveFloat = Field(0.1, description="bursty: mean length of a burst, in seconds")
+    calm_mean_s: PositiveFloat = Field(0.5, description="bursty: mean length of a calm spell, in seconds")
+    times_s: list[NonNegativeFloat] | None = Field(
+        None, description="trace: arrival times in seconds, sorted"
+    )
+    trace_csv: str | None = Field(
+        None, description="trace: CSV whose arrival_s column holds the arrival times"
+    )
 
     @model_validator(mode="after")
     def _trace_source(self) -> ArrivalConfig:
@@ -159,7 +169,10 @@ class VariationConfig(StrictModel):
     slower or faster); as a model's ``work`` it scales latency and energy (more input).
     """
 
-    distribution: Literal["deterministic", "exponential", "lognormal"] = "deterministic"
+    distribution: Literal["deterministic", "exponential", "lognormal"] = Field(
+        "deterministic",
+        description="deterministic (always 1), exponential, or lognormal with coefficient of variation cv",
+    )
     cv: PositiveFloat = Field(0.1, description="coefficient of variation for lognormal")
 
     def factors(self, rng: np.random.Generator) -> Iterator[float]:

@@ -19,7 +19,12 @@ class MarginPurchase:
     """
 
     class Params(StrictModel):
-        max_margin: float = Field(0.5, ge=0.0, le=1.0)
+        max_margin: float = Field(
+            0.5,
+            ge=0.0,
+            le=1.0,
+            description="buy when the top two class probabilities are less than this apart, in [0, 1]",
+        )
 
     def __init__(self, max_margin: float):
         self.max_margin = max_margin

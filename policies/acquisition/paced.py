@@ -25,7 +25,14 @@ class PacedPurchase:
     """
 
     class Params(StrictModel):
-        fraction: float = Field(0.3, ge=0.0, le=1.0)
+        fraction: float = Field(
+            0.3,
+            ge=0.0,
+            le=1.0,
+            description=(
+                "buy (while on pace) when entropy exceeds this share of log(classes); 0 paces every point"
+            ),
+        )
 
     def __init__(self, fraction: float):
         self.fraction = fraction

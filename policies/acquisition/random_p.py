@@ -18,7 +18,7 @@ class RandomPurchase:
     """
 
     class Params(StrictModel):
-        p: float = Field(0.3, ge=0.0, le=1.0)
+        p: float = Field(0.3, ge=0.0, le=1.0, description="probability of buying each point, in [0, 1]")
 
     def __init__(self, p: float):
         self.p = p

@@ -21,7 +21,12 @@ class UncertaintyPurchase:
     """
 
     class Params(StrictModel):
-        fraction: float = Field(0.3, ge=0.0, le=1.0)
+        fraction: float = Field(
+            0.3,
+            ge=0.0,
+            le=1.0,
+            description="buy when the predictive entropy exceeds this share of log(classes), in [0, 1]",
+        )
 
     def __init__(self, fraction: float):
         self.fraction = fraction

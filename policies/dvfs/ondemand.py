@@ -22,9 +22,21 @@ class Ondemand:
     """
 
     class Params(StrictModel):
-        up_threshold: float = Field(0.8, gt=0.0, le=1.0)
-        target: float = Field(0.7, gt=0.0, le=1.0)
-        window_s: float = Field(0.1, gt=0.0, allow_inf_nan=False)
+        up_threshold: float = Field(
+            0.8, gt=0.0, le=1.0, description="busy share above which the highest point is chosen, in (0, 1]"
+        )
+        target: float = Field(
+            0.7,
+            gt=0.0,
+            le=1.0,
+            description="busy share the chosen frequency aims at below the threshold, in (0, up_threshold]",
+        )
+        window_s: float = Field(
+            0.1,
+            gt=0.0,
+            allow_inf_nan=False,
+            description="seconds of history over which the busy share is measured",
+        )
 
         @model_validator(mode="after")
         def _target_below_threshold(self) -> Ondemand.Params:

@@ -105,7 +105,15 @@ def calibrate(candidates, make_plan, calib: Calibration, max_accuracy_loss: floa
 class CalibratedParams(StrictModel):
     """Params of a rule calibrated on the calib split."""
 
-    max_accuracy_loss: float = Field(0.005, ge=0.0, le=1.0)
+    max_accuracy_loss: float = Field(
+        0.005,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "calibration: the cheapest setting whose calib accuracy is within this of the"
+            " full network's, in [0, 1]"
+        ),
+    )
 
 
 class CalibratedRule:

@@ -18,7 +18,12 @@ class BudgetedExit:
     """
 
     class Params(StrictModel):
-        q: float = Field(0.5, gt=0.0, le=2.0)
+        q: float = Field(
+            0.5,
+            gt=0.0,
+            le=2.0,
+            description="exit shares follow q^k: below 1 favours early heads, above 1 late ones, in (0, 2]",
+        )
 
     def __init__(self, q: float):
         self.q = q

@@ -17,7 +17,12 @@ class EntropyExit(CalibratedRule):
     """
 
     class Params(CalibratedParams):
-        threshold: float | None = Field(None, ge=0.0, le=1.0)
+        threshold: float | None = Field(
+            None,
+            ge=0.0,
+            le=1.0,
+            description="exit below this normalised entropy, in [0, 1] (unset: calibrated)",
+        )
 
     def __init__(self, threshold: float | None, max_accuracy_loss: float):
         super().__init__(threshold, max_accuracy_loss)

@@ -1,7 +1,7 @@
 """A fixed exit: every input leaves at the same head (a truncated network)."""
 
 import numpy as np
-from pydantic import NonNegativeInt
+from pydantic import Field, NonNegativeInt
 
 from policies.exit.base import Calibration, ExitPlan
 from sim.config import StrictModel
@@ -14,7 +14,9 @@ class FixedExit:
     """Fixed exit: every input runs the backbone to head ``exit_index`` and leaves there (truncation)."""
 
     class Params(StrictModel):
-        exit_index: NonNegativeInt = 0
+        exit_index: NonNegativeInt = Field(
+            0, description="the head every input leaves at, 0 = first exit (must exist in the network)"
+        )
 
     def __init__(self, exit_index: int):
         self.exit_index = exit_index

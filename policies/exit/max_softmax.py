@@ -17,7 +17,14 @@ class MaxSoftmaxExit(CalibratedRule):
     """
 
     class Params(CalibratedParams):
-        q: float | None = Field(None, ge=0.0, le=1.0)
+        q: float | None = Field(
+            None,
+            ge=0.0,
+            le=1.0,
+            description=(
+                "exit at the first head whose max softmax is at least q, in [0, 1] (unset: calibrated)"
+            ),
+        )
 
     def __init__(self, q: float | None, max_accuracy_loss: float):
         super().__init__(q, max_accuracy_loss)

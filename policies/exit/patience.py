@@ -1,7 +1,7 @@
 """PABEE: exit when consecutive heads agree."""
 
 import numpy as np
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 
 from policies.exit.base import CalibratedParams, CalibratedRule, ExitPlan, first_true, sequential
 from sim.registry import register
@@ -16,7 +16,12 @@ class PatienceExit(CalibratedRule):
     """
 
     class Params(CalibratedParams):
-        patience: PositiveInt | None = None
+        patience: PositiveInt | None = Field(
+            None,
+            description=(
+                "consecutive heads that must agree on the class before exiting, >= 1 (unset: calibrated)"
+            ),
+        )
 
     def __init__(self, patience: int | None, max_accuracy_loss: float):
         super().__init__(patience, max_accuracy_loss)

@@ -41,16 +41,48 @@ class PredictiveExit:
     """
 
     class Params(CalibratedParams):
-        beta: float | None = Field(None, gt=0.0, lt=1.0)
-        start_exit: NonNegativeInt | None = None
-        start_share: float = Field(0.5, gt=0.0, le=1.0)
-        max_round: PositiveInt = 3
-        exhausted: Literal["last", "walk"] = "last"
-        predictor_channels: PositiveInt = 4
-        predictor_kernel: Literal[1, 3, 5, 7] = 3
-        predictor_steps: PositiveInt = 100
-        predictor_pairs: PositiveInt = 2048
-        learning_rate: float = Field(0.05, gt=0.0)
+        beta: float | None = Field(
+            None,
+            gt=0.0,
+            lt=1.0,
+            description="max softmax above which an input leaves, in (0, 1) (unset: calibrated)",
+        )
+        start_exit: NonNegativeInt | None = Field(
+            None, description="first exit evaluated, 0-based (unset: chosen by start_share)"
+        )
+        start_share: float = Field(
+            0.5,
+            gt=0.0,
+            le=1.0,
+            description=(
+                "unset start_exit: the first exit reaching this share of the final exit's calib accuracy"
+            ),
+        )
+        max_round: PositiveInt = Field(3, description="jump predictions per input before it is exhausted")
+        exhausted: Literal["last", "walk"] = Field(
+            "last",
+            description=(
+                "when predictions are used up: last (run to the last exit) or walk (evaluate "
+                "every later exit)"
+            ),
+        )
+        predictor_channels: PositiveInt = Field(
+            4, description="filters of the jump predictor's convolution (assumed)"
+        )
+        predictor_kernel: Literal[1, 3, 5, 7] = Field(
+            3,
+            description="width of the predictor's convolution over the class axis: 1, 3, 5 or 7 (assumed)",
+        )
+        predictor_steps: PositiveInt = Field(
+            100, description="full-batch Adam steps that train the predictor on the calib split (assumed)"
+        )
+        predictor_pairs: PositiveInt = Field(
+            2048,
+            description="at most this many (exit k, exit k+1) score pairs train the predictor (assumed)",
+        )
+        learning_rate: float = Field(
+            0.05, gt=0.0, description="Adam learning rate of the predictor's training (assumed)"
+        )
 
     def __init__(self, beta, max_accuracy_loss, start_exit, start_share, max_round, exhausted, **predictor):
         self.beta = beta

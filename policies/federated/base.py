@@ -185,10 +185,16 @@ class ServerOptimizer(FedAvgBase):
     correction, as in the paper). Moments start at zero."""
 
     class Params(StrictModel):
-        lr: PositiveFloat = 0.03
-        beta1: float = Field(0.9, ge=0.0, lt=1.0)
-        beta2: float = Field(0.99, ge=0.0, lt=1.0)
-        tau: PositiveFloat = 1e-3
+        lr: PositiveFloat = Field(
+            0.03, description="server learning rate of the step w += lr * m / (sqrt(v) + tau)"
+        )
+        beta1: float = Field(
+            0.9, ge=0.0, lt=1.0, description="decay of the first moment m of the pseudo-gradient, in [0, 1)"
+        )
+        beta2: float = Field(0.99, ge=0.0, lt=1.0, description="decay of the second moment v, in [0, 1)")
+        tau: PositiveFloat = Field(
+            1e-3, description="adaptivity: added to sqrt(v) in the step's denominator (> 0)"
+        )
 
     def __init__(self, lr: float, beta1: float, beta2: float, tau: float):
         self.lr, self.beta1, self.beta2, self.tau = lr, beta1, beta2, tau

@@ -8,7 +8,7 @@ server knows each device's speed and bandwidths, as FedCS's resource requests gi
 """
 
 import numpy as np
-from pydantic import PositiveFloat
+from pydantic import Field, PositiveFloat
 
 from policies.federated.base import ClientView, Selection
 from sim.config import StrictModel
@@ -20,7 +20,13 @@ class Deadline:
     """K random clients among those expected to finish within ``deadline_s``; close at the deadline."""
 
     class Params(StrictModel):
-        deadline_s: PositiveFloat = 1.0
+        deadline_s: PositiveFloat = Field(
+            1.0,
+            description=(
+                "round deadline in simulated seconds: only clients expected to finish by it "
+                "are picked, late ones are left out"
+            ),
+        )
 
     def __init__(self, deadline_s: float = 1.0):
         self.deadline_s = deadline_s

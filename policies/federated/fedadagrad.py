@@ -16,9 +16,13 @@ class FedAdagrad(ServerOptimizer):
     """A server-side Adagrad step on the averaged client update."""
 
     class Params(StrictModel):
-        lr: PositiveFloat = 0.03
-        beta1: float = Field(0.9, ge=0.0, lt=1.0)
-        tau: PositiveFloat = 1e-3
+        lr: PositiveFloat = Field(0.03, description="server learning rate of the Adagrad step")
+        beta1: float = Field(
+            0.9, ge=0.0, lt=1.0, description="first-moment decay, in [0, 1) (0: plain Adagrad)"
+        )
+        tau: PositiveFloat = Field(
+            1e-3, description="adaptivity: added to sqrt(v) in the step's denominator (> 0)"
+        )
 
     def __init__(self, lr: float = 0.03, beta1: float = 0.9, tau: float = 1e-3):
         super().__init__(lr, beta1, 0.0, tau)

@@ -20,8 +20,12 @@ class FedAvgM(FedAvgBase):
     """Server momentum on the averaged client update."""
 
     class Params(StrictModel):
-        lr: PositiveFloat = 1.0
-        momentum: float = Field(0.9, ge=0.0, lt=1.0)
+        lr: PositiveFloat = Field(
+            1.0, description="server learning rate: w += lr * m (1 with momentum 0 is FedAvg)"
+        )
+        momentum: float = Field(
+            0.9, ge=0.0, lt=1.0, description="server momentum: m = momentum * m + mean update, in [0, 1)"
+        )
 
     def __init__(self, lr: float = 1.0, momentum: float = 0.9):
         self.lr, self.momentum = lr, momentum

@@ -6,7 +6,7 @@ The term is a client-side loss term (:class:`~policies.federated.base.ClientFit`
 """
 
 import numpy as np
-from pydantic import NonNegativeFloat
+from pydantic import Field, NonNegativeFloat
 
 from policies.federated.base import ClientFit, FedAvgBase, Phase
 from sim.config import StrictModel
@@ -18,7 +18,12 @@ class FedProx(FedAvgBase):
     """FedAvg aggregation; clients add the proximal term with weight ``mu``."""
 
     class Params(StrictModel):
-        mu: NonNegativeFloat = 0.01
+        mu: NonNegativeFloat = Field(
+            0.01,
+            description=(
+                "weight of the proximal term (mu / 2) ||w - w_start||^2 in each client's loss (0: FedAvg)"
+            ),
+        )
 
     def __init__(self, mu: float = 0.01):
         self.mu = mu

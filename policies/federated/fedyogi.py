@@ -6,7 +6,7 @@ al., NeurIPS 2018). Defaults as Flower's ``FedYogi`` (lr 0.01, tau 1e-3) except 
 shared with ``fedadam``.
 """
 
-from pydantic import PositiveFloat
+from pydantic import Field, PositiveFloat
 
 from policies.federated.base import ServerOptimizer
 from sim.registry import register
@@ -17,7 +17,7 @@ class FedYogi(ServerOptimizer):
     """A server-side Yogi step on the averaged client update."""
 
     class Params(ServerOptimizer.Params):
-        lr: PositiveFloat = 0.01
+        lr: PositiveFloat = Field(0.01, description="server learning rate of the Yogi step")
 
     def __init__(self, lr: float = 0.01, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3):
         super().__init__(lr, beta1, beta2, tau)

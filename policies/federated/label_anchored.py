@@ -41,12 +41,31 @@ class LabelAnchored(FedAvgBase):
     head = "anchored"
 
     class Params(StrictModel):
-        data_lr: PositiveFloat = 1e-3
-        label_lr: PositiveFloat = 1e-3
-        pseudo_labels: bool = True
-        percentile: float = Field(99.0, ge=0.0, lt=100.0)
-        per_class_average: bool = True
-        uniform: bool = True
+        data_lr: PositiveFloat = Field(1e-3, description="Adam learning rate of the data-encoder steps")
+        label_lr: PositiveFloat = Field(
+            1e-3,
+            description="Adam learning rate of the label-side (anchor embedding and label encoder) steps",
+        )
+        pseudo_labels: bool = Field(
+            True,
+            description="pseudo-label unlabelled samples of classes the client lacks from the global model",
+        )
+        percentile: float = Field(
+            99.0,
+            ge=0.0,
+            lt=100.0,
+            description=(
+                "a sample is pseudo-labelled c above this percentile of the client's "
+                "similarities to c, in [0, 100)"
+            ),
+        )
+        per_class_average: bool = Field(
+            True,
+            description="average each class's anchor row only over the selected clients holding the class",
+        )
+        uniform: bool = Field(
+            True, description="weight clients equally when averaging (false: by sample count)"
+        )
 
     def __init__(self, **params):
         p = self.Params(**params)

@@ -26,12 +26,37 @@ class Oort:
     """Statistical utility x system speed, with exploration of untried clients."""
 
     class Params(StrictModel):
-        alpha: PositiveFloat = 2.0
-        preferred_quantile: float = Field(0.5, gt=0.0, le=1.0)
-        cutoff: float = Field(0.95, gt=0.0, le=1.0)
-        epsilon: float = Field(0.9, ge=0.0, le=1.0)
-        epsilon_decay: float = Field(0.98, gt=0.0, le=1.0)
-        epsilon_min: float = Field(0.2, ge=0.0, le=1.0)
+        alpha: PositiveFloat = Field(
+            2.0, description="exponent of the system penalty (T / t_i) ** alpha for clients slower than T"
+        )
+        preferred_quantile: float = Field(
+            0.5,
+            gt=0.0,
+            le=1.0,
+            description=(
+                "preferred round duration T: this quantile of available clients' expected round times"
+            ),
+        )
+        cutoff: float = Field(
+            0.95,
+            gt=0.0,
+            le=1.0,
+            description=(
+                "exploit among clients whose utility is at least cutoff times the (1-eps)K-th best, in (0, 1]"
+            ),
+        )
+        epsilon: float = Field(
+            0.9,
+            ge=0.0,
+            le=1.0,
+            description="initial share of the K slots spent exploring untried clients, in [0, 1]",
+        )
+        epsilon_decay: float = Field(
+            0.98, gt=0.0, le=1.0, description="epsilon is multiplied by this each round, in (0, 1]"
+        )
+        epsilon_min: float = Field(
+            0.2, ge=0.0, le=1.0, description="epsilon never decays below this, in [0, 1]"
+        )
 
     def __init__(self, **params: float):
         p = self.Params(**params)

@@ -18,7 +18,9 @@ class OverCommit:
     """``factor`` x K random available clients; the round closes when K updates arrived."""
 
     class Params(StrictModel):
-        factor: float = Field(1.3, ge=1.0)
+        factor: float = Field(
+            1.3, ge=1.0, description="select factor x K clients and keep the first K updates (>= 1)"
+        )
 
     def __init__(self, factor: float = 1.3):
         self.factor = factor

@@ -14,7 +14,7 @@ tensors each.
 
 import numpy as np
 import torch
-from pydantic import PositiveFloat
+from pydantic import Field, PositiveFloat
 
 from policies.federated.base import ClientFit, FedAvgBase, Params, Phase, weighted_average
 from sim.config import StrictModel
@@ -32,7 +32,9 @@ class Scaffold(FedAvgBase):
     """Stochastic controlled averaging: client and server control variates."""
 
     class Params(StrictModel):
-        lr_global: PositiveFloat = 1.0
+        lr_global: PositiveFloat = Field(
+            1.0, description="server learning rate: x += lr_global * weighted mean of client updates"
+        )
 
     def __init__(self, lr_global: float = 1.0):
         self.lr_global = lr_global

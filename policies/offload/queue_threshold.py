@@ -1,6 +1,6 @@
 """Offload when the device's queue is long."""
 
-from pydantic import NonNegativeInt
+from pydantic import Field, NonNegativeInt
 
 from sim.config import StrictModel
 from sim.registry import register
@@ -11,7 +11,9 @@ class QueueThreshold:
     """Offload a request when at least ``max_queue`` others still wait on its device."""
 
     class Params(StrictModel):
-        max_queue: NonNegativeInt = 2
+        max_queue: NonNegativeInt = Field(
+            2, description="offload a request when at least this many others wait on its device"
+        )
 
     def __init__(self, max_queue: int):
         self.max_queue = max_queue

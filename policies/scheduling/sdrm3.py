@@ -73,27 +73,87 @@ class SDRM3:
     """SDRM3/DREAM reconstruction: scored (job, accelerator) pairs, online-tuned weights, supernet control."""
 
     class Params(StrictModel):
-        w_urgency: NonNegativeFloat = 1.0
-        w_fairness: NonNegativeFloat = 0.5
-        w_preference: NonNegativeFloat = 0.5
-        urgency_cap: PositiveFloat = 4.0
-        fairness_decay: float = Field(0.9, ge=0.0, lt=1.0)
-        wait_filter: bool = True
-        wait_tolerance: NonNegativeFloat = 0.5
-        adapt: bool = True
-        window_s: PositiveFloat = 0.1
-        trial_windows: PositiveInt = 4
-        explore_factor: float = Field(4.0, gt=1.0)
-        rounds: PositiveInt = 1
-        explore_decay: float = Field(0.5, gt=0.0, le=1.0)
-        min_gain: float = Field(0.02, ge=0.0, lt=1.0)
-        min_weight_share: float = Field(0.02, ge=0.0, lt=1 / 3)
-        leave_gaps: float = Field(4.0, gt=1.0)
-        miss_penalty: NonNegativeFloat = 1.0
-        drop_penalty: NonNegativeFloat = 1.0
-        switch_width: bool = True
-        load_high: PositiveFloat = 0.9
-        load_low: PositiveFloat = 0.6
+        w_urgency: NonNegativeFloat = Field(
+            1.0, description="initial weight of urgency U (remaining latency / time to deadline)"
+        )
+        w_fairness: NonNegativeFloat = Field(
+            0.5, description="initial weight of fairness F (recent drop share + wait in frame periods)"
+        )
+        w_preference: NonNegativeFloat = Field(
+            0.5, description="initial weight of preference P (best energy-delay product / this pair's)"
+        )
+        urgency_cap: PositiveFloat = Field(4.0, description="urgency U is capped at this value")
+        fairness_decay: float = Field(
+            0.9,
+            ge=0.0,
+            lt=1.0,
+            description="decay of the exponential average of each model's drop share, in [0, 1)",
+        )
+        wait_filter: bool = Field(
+            True,
+            description=(
+                "skip pairs finishing much later than the job's earliest finish (the job "
+                "waits for a better accelerator)"
+            ),
+        )
+        wait_tolerance: NonNegativeFloat = Field(
+            0.5,
+            description="wait_filter: a pair may take this share longer than the job's fastest accelerator",
+        )
+        adapt: bool = Field(
+            True,
+            description=(
+                "tune the three weights online after each workload change (pattern search on UXCost)"
+            ),
+        )
+        window_s: PositiveFloat = Field(0.1, description="length of one measuring window, in seconds")
+        trial_windows: PositiveInt = Field(
+            4, description="windows each trial weight vector runs for during the search"
+        )
+        explore_factor: float = Field(4.0, gt=1.0, description="a trial multiplies one weight by this (> 1)")
+        rounds: PositiveInt = Field(
+            1, description="search rounds after a workload change (later rounds shrink the factor)"
+        )
+        explore_decay: float = Field(
+            0.5, gt=0.0, le=1.0, description="per round the factor is raised to this power, in (0, 1]"
+        )
+        min_gain: float = Field(
+            0.02,
+            ge=0.0,
+            lt=1.0,
+            description="keep a trial only if it cuts the cost by more than this share, in [0, 1)",
+        )
+        min_weight_share: float = Field(
+            0.02,
+            ge=0.0,
+            lt=1 / 3,
+            description="no weight falls below this share of the weights' sum, in [0, 1/3)",
+        )
+        leave_gaps: float = Field(
+            4.0,
+            gt=1.0,
+            description=(
+                "a model leaves the workload after this many times its longest gap without frames (> 1)"
+            ),
+        )
+        miss_penalty: NonNegativeFloat = Field(
+            1.0, description="trial cost: a late frame's delay gains this many frame budgets"
+        )
+        drop_penalty: NonNegativeFloat = Field(
+            1.0, description="trial cost: a dropped frame is charged 1 + miss_penalty + this many budgets"
+        )
+        switch_width: bool = Field(
+            True, description="serve supernet models narrower under load and wider when it eases"
+        )
+        load_high: PositiveFloat = Field(
+            0.9, description="offered load above which supernets go one width narrower"
+        )
+        load_low: PositiveFloat = Field(
+            0.6,
+            description=(
+                "offered load (one width wider) below which supernets go one width wider; below load_high"
+            ),
+        )
 
         @model_validator(mode="after")
         def _load_band(self) -> SDRM3.Params:

@@ -1,7 +1,7 @@
 """Users who want a right answer and a fast one: busy predictors answer late and lose users."""
 
 import numpy as np
-from pydantic import NonNegativeFloat
+from pydantic import Field, NonNegativeFloat
 
 from policies.user_choice.base import ChoiceView
 from sim.config import StrictModel
@@ -21,7 +21,9 @@ class QualityLatencyChoice:
     """
 
     class Params(StrictModel):
-        latency_cost_per_s: NonNegativeFloat = 10.0
+        latency_cost_per_s: NonNegativeFloat = Field(
+            10.0, description="choice score lost per second of answer latency (0: latency ignored)"
+        )
 
     def __init__(self, latency_cost_per_s: float):
         self.latency_cost_per_s = latency_cost_per_s

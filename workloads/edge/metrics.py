@@ -3,17 +3,57 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from devices.edge import EdgeDevice
     from workloads.edge.world import EdgeWorld
+
+TRACE_STEPS = 200  # samples of the energy and frequency trace over a run
+TRACE_DEVICES = 16  # devices traced (the first ones): the trace costs steps x devices rows
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
     return float(np.quantile(values, q)) if values.size else float("nan")
+
+
+def probe(env: Any, devices: list[EdgeDevice], end_s: float) -> list[tuple[float, int, float, int]]:
+    """Start a probe of ``(time_s, device, energy_j, point)``: each of the first ``TRACE_DEVICES``
+    devices' energy so far and operating point at ``TRACE_STEPS`` even times in ``[0, end_s)``.
+
+    One SimPy process, so its cost does not grow with the load; it reads the devices and
+    changes nothing, so results are the same with it. The rows fill in as the run goes.
+    """
+    rows: list[tuple[float, int, float, int]] = []
+    traced = list(enumerate(devices[:TRACE_DEVICES]))
+
+    def sample() -> Any:
+        for _ in range(TRACE_STEPS):
+            rows.extend((env.now, i, d.energy_j, d.current) for i, d in traced)
+            yield env.timeout(end_s / TRACE_STEPS)
+
+    env.process(sample())
+    return rows
+
+
+def _trace(world: EdgeWorld) -> pd.DataFrame:
+    """The probe's samples plus each traced device's final energy at the end, with frequencies."""
+    end = world.spec.duration_s
+    final = [(end, i, d.energy_j, d.current) for i, d in enumerate(world.devices[:TRACE_DEVICES])]
+    time_s, device, energy_j, point = map(np.array, zip(*(world.trace + final)))
+    freqs = [[p.freq_hz for p in d.points] for d in world.devices]
+    return pd.DataFrame(
+        {
+            "time_s": time_s,
+            "device": np.array(world.names)[device],
+            "energy_j": energy_j,
+            "point": point,
+            "freq_hz": [freqs[i][k] for i, k in zip(device.tolist(), point.tolist())],
+        }
+    )
 
 
 def edge_results(world: EdgeWorld) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
@@ -62,6 +102,7 @@ def edge_results(world: EdgeWorld) -> tuple[dict[str, float], dict[str, pd.DataF
     devices = pd.DataFrame(
         {
             "device": world.names,
+            "deadline_s": [g.deadline_s for g in world.groups],
             "energy_j": energy,
             "busy_energy_j": busy_j,
             "idle_energy_j": idle_j,
@@ -89,4 +130,5 @@ def edge_results(world: EdgeWorld) -> tuple[dict[str, float], dict[str, pd.DataF
             for i, (p, busy) in enumerate(zip(d.points, d.busy_s))
         ]
     )
-    return summary, {"requests": req, "devices": devices, "exits": exits, "points": points}
+    tables = {"requests": req, "devices": devices, "exits": exits, "points": points, "trace": _trace(world)}
+    return summary, tables

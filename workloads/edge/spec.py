@@ -31,22 +31,48 @@ class OffloadConfig(StrictModel):
     after one more link latency. The device spends ``radio_power_w`` while uploading.
     """
 
-    server_macs_per_s: PositiveFloat = 2e11
-    bandwidth_bytes_per_s: PositiveFloat = 12.5e6
-    latency_s: NonNegativeFloat = 1e-3
-    radio_power_w: NonNegativeFloat = 0.5
-    policy: OffloadRef = Field(default_factory=lambda: OffloadRef(name="queue_threshold"))
+    server_macs_per_s: PositiveFloat = Field(
+        2e11, description="the edge server's compute rate, in MACs per second"
+    )
+    bandwidth_bytes_per_s: PositiveFloat = Field(
+        12.5e6, description="bandwidth of each device's link to the server, in bytes/s"
+    )
+    latency_s: NonNegativeFloat = Field(
+        1e-3, description="one-way latency of each device's link to the server, in seconds"
+    )
+    radio_power_w: NonNegativeFloat = Field(
+        0.5, description="power a device draws while uploading an input, in watts"
+    )
+    policy: OffloadRef = Field(
+        default_factory=lambda: OffloadRef(name="queue_threshold"),
+        description="offload policy: which requests go to the server",
+    )
 
 
 class DeviceGroup(StrictModel):
     """``count`` identical devices, each with its own request stream (``rate_hz``, deadline)."""
 
-    name: str = Field(min_length=1)
-    count: PositiveInt = 1
-    device: EdgeDeviceConfig = Field(default_factory=lambda: EdgeDeviceConfig(preset="jetson_nano_gpu"))
-    rate_hz: PositiveFloat = 50.0
-    arrival: ArrivalConfig = Field(default_factory=lambda: ArrivalConfig(process="poisson"))
-    deadline_s: PositiveFloat = 0.02
+    name: str = Field(
+        min_length=1,
+        description=(
+            "the group's name, unique in the scenario (its devices are <name>0, <name>1, ... when count > 1)"
+        ),
+    )
+    count: PositiveInt = Field(
+        1, description="identical devices in the group, each with its own request stream"
+    )
+    device: EdgeDeviceConfig = Field(
+        default_factory=lambda: EdgeDeviceConfig(preset="jetson_nano_gpu"),
+        description="the device: a DVFS preset or an explicit table of operating points",
+    )
+    rate_hz: PositiveFloat = Field(50.0, description="mean requests per second arriving at each device")
+    arrival: ArrivalConfig = Field(
+        default_factory=lambda: ArrivalConfig(process="poisson"),
+        description="arrival process of each device's requests (default poisson)",
+    )
+    deadline_s: PositiveFloat = Field(
+        0.02, description="each request's deadline, in seconds after its arrival (a late one still runs)"
+    )
 
 
 class EdgeSpec(StrictModel):
@@ -58,15 +84,35 @@ class EdgeSpec(StrictModel):
     as a deadline miss). A depleted device stops serving.
     """
 
-    kind: Literal["edge"] = "edge"
-    name: str = "edge_digits"
-    seed: int = Field(0, ge=0)
-    duration_s: PositiveFloat = 10.0
-    model: str = "resnet_digits"
-    exit_policy: ExitPolicyRef = Field(default_factory=lambda: ExitPolicyRef(name="predictive_exit"))
-    dvfs: GovernorRef = Field(default_factory=lambda: GovernorRef(name="predictive"))
-    devices: list[DeviceGroup] = Field(default_factory=lambda: [DeviceGroup(name="nano")], min_length=1)
-    offload: OffloadConfig | None = None
+    kind: Literal["edge"] = Field("edge", description="scenario kind")
+    name: str = Field(
+        "edge_digits", description="the run's name (default output folder runs/<name>-seed<seed>)"
+    )
+    seed: int = Field(0, ge=0, description="run seed: every random stream derives from it")
+    duration_s: PositiveFloat = Field(
+        10.0, description="simulated seconds; requests not done by then count as unserved"
+    )
+    model: str = Field(
+        "resnet_digits",
+        description="the multi-exit network every device runs (a registered multi-exit model)",
+    )
+    exit_policy: ExitPolicyRef = Field(
+        default_factory=lambda: ExitPolicyRef(name="predictive_exit"),
+        description="exit policy: at which exit each request leaves",
+    )
+    dvfs: GovernorRef = Field(
+        default_factory=lambda: GovernorRef(name="predictive"),
+        description="DVFS governor: the operating point of each request",
+    )
+    devices: list[DeviceGroup] = Field(
+        default_factory=lambda: [DeviceGroup(name="nano")],
+        min_length=1,
+        description="groups of devices, each with its request stream",
+    )
+    offload: OffloadConfig | None = Field(
+        None,
+        description="an edge server requests may be offloaded to (unset: every request runs on its device)",
+    )
 
     @field_validator("model")
     @classmethod

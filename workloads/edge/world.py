@@ -27,6 +27,8 @@ from sim.errors import ConfigError
 from sim.kernel import Kernel
 from sim.recorder import Table
 from workloads.cache import ArrayStore
+from workloads.edge.decisions import checked_offload, checked_plan, checked_point
+from workloads.edge.metrics import probe
 from workloads.edge.spec import EdgeSpec
 from workloads.multiexit import ExitModel, load_exit_model
 from workloads.streams import arrivals
@@ -123,7 +125,7 @@ class SamplePlan:
         seg_layers, head_layers = part_layers(model)
         store = ArrayStore(PREDICTORS)
         policy.fit(Calibration(model.calib_probs, model.calib_labels, seg_macs, head_macs, store))
-        plan = policy.plan(model.test_probs)
+        plan = checked_plan(policy, policy.plan(model.test_probs), *model.test_probs.shape[:2])
         n, n_exits = plan.heads_evaluated.shape
         heads = plan.heads_evaluated.astype(float)
         exit_index = plan.exit_index
@@ -234,6 +236,7 @@ class EdgeWorld:
         env, plan, governor = self.env, self.plan, self.governor
         device, group, name = self.devices[index], self.groups[index], self.names[index]
         points = device.points
+        n = len(points)
         end = self.spec.duration_s
         samples = self._samples(name)
         times, queue = self._times[index], self._queues[index]
@@ -263,17 +266,23 @@ class EdgeWorld:
             deadline = t + group.deadline_s
             if offload is not None:
                 local_s = device.execution_s(full_macs, full_bytes, device.current, plan.full_layers)
-                if offload.decide(len(queue), local_s, remote_s, deadline - env.now):
+                if checked_offload(
+                    offload, offload.decide(len(queue), local_s, remote_s, deadline - env.now)
+                ):
                     env.process(self._run_remote(index, t, s, deadline))
                     continue
-            point = governor.select(points, work, deadline, env.now, device)
+            point = checked_point(
+                governor, "select", governor.select(points, work, deadline, env.now, device), n
+            )
             started = env.now
             self._in_service[index] = deadline
             if point != device.current and not (yield device.switch_to(point)):
                 return  # the battery ran out
             for k, (macs, moved, layers, jump, remaining) in enumerate(plan.phases[s]):
                 if k and on_prediction is not None:  # a prediction: the governor may re-set the point
-                    step = on_prediction(points, jump, remaining, device)
+                    step = checked_point(
+                        governor, "on_prediction", on_prediction(points, jump, remaining, device), n
+                    )
                     if step != device.current and not (yield device.switch_to(step)):
                         return
                 if measured is None:
@@ -293,9 +302,10 @@ class EdgeWorld:
             cor(plan.correct[s])
             mac(plan.macs[s])
             pnt(point)
-            parked = after_exit is not None and (step := after_exit(points, device)) != device.current
-            if parked and not (yield device.switch_to(step)):
-                return
+            if after_exit is not None:
+                step = checked_point(governor, "after_exit", after_exit(points, device), n)
+                if step != device.current and not (yield device.switch_to(step)):
+                    return
 
     def _run_remote(self, index: int, t: float, s: int, deadline: float) -> Iterator[Any]:
         """An offloaded request: upload, the server's queue and the full network, download."""
@@ -328,6 +338,7 @@ class EdgeWorld:
             self._times.append(arrivals(group.arrival, 1.0 / group.rate_hz, rng(f"arrivals/{name}"), name))
             self.env.process(self._serve(i))
         end = self.spec.duration_s
+        self.trace = probe(self.env, self.devices, end)
         self.env.run(until=end)
         for i, device in enumerate(self.devices):
             device.finish(end)

@@ -63,9 +63,18 @@ ATTRIBUTES: dict[str, dict[str, tuple[str, ...]]] = {
 class AnchorConfig(StrictModel):
     """Where the label anchors come from (see the module docstring) and their size."""
 
-    source: Literal["graph", "csv"] = "graph"
-    csv: str | None = None
-    dim: PositiveInt = 8
+    source: Literal["graph", "csv"] = Field(
+        "graph",
+        description=(
+            "graph: NetMF embedding of the built-in class-attribute graph; csv: a user's embeddings"
+        ),
+    )
+    csv: str | None = Field(
+        None, description="source csv: file with columns class, e0, e1, ... (one row per class name)"
+    )
+    dim: PositiveInt = Field(
+        8, description="size of each label anchor (the csv's embedding columns must match)"
+    )
     window: PositiveInt = Field(3, description="NetMF window T (walk length of DeepWalk's context)")
     negatives: PositiveFloat = Field(1.0, description="NetMF negative sampling b")
 

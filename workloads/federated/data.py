@@ -156,10 +156,23 @@ class PartitionConfig(StrictModel):
     annotate).
     """
 
-    scheme: Literal["iid", "dirichlet", "exclusive"] = "iid"
-    alpha: PositiveFloat = 0.5
-    classes_per_client: int = Field(3, ge=1)
-    unlabelled_share: float = Field(0.0, ge=0.0, lt=1.0)
+    scheme: Literal["iid", "dirichlet", "exclusive"] = Field(
+        "iid",
+        description=(
+            "iid: uniform deal; dirichlet: per-class Dirichlet(alpha) shares; exclusive: "
+            "classes_per_client classes each"
+        ),
+    )
+    alpha: PositiveFloat = Field(0.5, description="dirichlet: concentration (smaller: more skewed clients)")
+    classes_per_client: int = Field(
+        3, ge=1, description="exclusive: classes each client owns (at most the dataset's classes)"
+    )
+    unlabelled_share: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="exclusive: share of a class's samples dealt unlabelled to non-owners, in [0, 1)",
+    )
 
     @model_validator(mode="after")
     def _scheme_fields(self) -> PartitionConfig:

@@ -31,30 +31,48 @@ class ModelConfig(StrictModel):
     ``label_anchored``, else ``linear``).
     """
 
-    arch: Literal["mlp", "cnn"] = "mlp"
-    hidden: list[PositiveInt] = Field(default_factory=lambda: [32])
-    channels: list[PositiveInt] = Field(default_factory=lambda: [8, 16])
-    head: Literal["linear", "anchored"] | None = None
-    rep_dim: PositiveInt = 32
-    anchors: AnchorConfig = Field(default_factory=AnchorConfig)
+    arch: Literal["mlp", "cnn"] = Field(
+        "mlp",
+        description="encoder: mlp (fully connected; tabular or flattened images) or cnn (image datasets)",
+    )
+    hidden: list[PositiveInt] = Field(
+        default_factory=lambda: [32], description="mlp: width of each hidden layer"
+    )
+    channels: list[PositiveInt] = Field(
+        default_factory=lambda: [8, 16], description="cnn: output channels of each conv-ReLU-pool block"
+    )
+    head: Literal["linear", "anchored"] | None = Field(
+        None,
+        description="linear, anchored (label-anchored), or unset: what the aggregation policy asks for",
+    )
+    rep_dim: PositiveInt = Field(32, description="anchored head: size of the encoder's representation")
+    anchors: AnchorConfig = Field(
+        default_factory=AnchorConfig, description="anchored head: where the label anchors come from"
+    )
 
 
 class LocalConfig(StrictModel):
     """Local training on each client over its own labelled samples (the default phase; a
     policy such as ``label_anchored`` may set its own optimisers)."""
 
-    epochs: PositiveInt = 2
-    batch_size: PositiveInt = 8
-    lr: PositiveFloat = 0.1
-    optimizer: Literal["sgd", "adam"] = "sgd"
+    epochs: PositiveInt = Field(
+        2, description="passes over its own samples a selected client makes per round"
+    )
+    batch_size: PositiveInt = Field(8, description="samples per local minibatch")
+    lr: PositiveFloat = Field(0.1, description="learning rate of the local optimiser")
+    optimizer: Literal["sgd", "adam"] = Field("sgd", description="local optimiser: sgd or adam")
 
 
 class PatienceConfig(StrictModel):
     """How long the server keeps trying when no client can be selected: it stops the run
     after ``time_s`` of simulated time, or after ``retries`` failed tries (if set), in a row."""
 
-    time_s: PositiveFloat = 3600.0
-    retries: PositiveInt | None = None
+    time_s: PositiveFloat = Field(
+        3600.0, description="stop after this many simulated seconds without a client to select"
+    )
+    retries: PositiveInt | None = Field(
+        None, description="also stop after this many failed selection tries in a row (unset: no limit)"
+    )
 
 
 class AsyncConfig(StrictModel):
@@ -66,10 +84,14 @@ class AsyncConfig(StrictModel):
     than ``max_staleness`` (if set) is discarded on arrival (outcome ``stale``).
     """
 
-    concurrency: PositiveInt = 130
-    buffer: PositiveInt = 100
-    staleness_exponent: NonNegativeFloat = 0.5
-    max_staleness: NonNegativeInt | None = None
+    concurrency: PositiveInt = Field(130, description="clients training at once")
+    buffer: PositiveInt = Field(100, description="updates that trigger an aggregation (at most concurrency)")
+    staleness_exponent: NonNegativeFloat = Field(
+        0.5, description="an update weighs (1 + staleness) ** -staleness_exponent (0: staleness ignored)"
+    )
+    max_staleness: NonNegativeInt | None = Field(
+        None, description="discard updates staler than this many global versions (unset: keep all)"
+    )
 
 
 class FederatedSpec(StrictModel):
@@ -84,24 +106,58 @@ class FederatedSpec(StrictModel):
     ``patience``; then the run stops and says why (as it does at ``max_time_s``).
     """
 
-    kind: Literal["federated"] = "federated"
-    name: str = "fl_digits"
-    seed: int = Field(0, ge=0)
-    dataset: Literal[DATASETS] = "digits"  # type: ignore[valid-type]
-    partition: PartitionConfig = Field(default_factory=PartitionConfig)
-    clients: ClientsConfig = Field(default_factory=ClientsConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    local: LocalConfig = Field(default_factory=LocalConfig)
-    clients_per_round: PositiveInt = 10
-    rounds: PositiveInt = 20
-    max_time_s: PositiveFloat = 1e9
-    retry_s: PositiveFloat = 10.0
-    patience: PatienceConfig = Field(default_factory=PatienceConfig)
-    mode: Literal["sync", "async"] = "sync"
-    asynchronous: AsyncConfig = Field(default_factory=AsyncConfig)
-    selection: SelectionRef = Field(default_factory=lambda: SelectionRef(name="random"))
-    aggregation: AggregationRef = Field(default_factory=lambda: AggregationRef(name="fedavg"))
-    target_accuracy: float = Field(0.8, gt=0.0, le=1.0)
+    kind: Literal["federated"] = Field("federated", description="scenario kind")
+    name: str = Field(
+        "fl_digits", description="the run's name (default output folder runs/<name>-seed<seed>)"
+    )
+    seed: int = Field(0, ge=0, description="run seed: every random stream derives from it")
+    dataset: Literal[DATASETS] = Field(
+        "digits", description="dataset: digits, digits_shifted, wine, breast_cancer or shapes"
+    )  # type: ignore[valid-type]
+    partition: PartitionConfig = Field(
+        default_factory=PartitionConfig, description="how training samples are dealt to clients"
+    )
+    clients: ClientsConfig = Field(
+        default_factory=ClientsConfig,
+        description="the client devices: speed, bandwidth, availability, topology",
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the clients' model")
+    local: LocalConfig = Field(
+        default_factory=LocalConfig, description="local training on each selected client"
+    )
+    clients_per_round: PositiveInt = Field(
+        10, description="clients K selected per round (at most clients.count)"
+    )
+    rounds: PositiveInt = Field(
+        20, description="aggregations before the run ends (sync rounds or async buffer flushes)"
+    )
+    max_time_s: PositiveFloat = Field(
+        1e9, description="the run also stops at this simulated time, in seconds"
+    )
+    retry_s: PositiveFloat = Field(
+        10.0, description="when nobody can be selected, try again this many seconds later"
+    )
+    patience: PatienceConfig = Field(
+        default_factory=PatienceConfig,
+        description="how long the server keeps retrying before it stops the run",
+    )
+    mode: Literal["sync", "async"] = Field(
+        "sync", description="sync: rounds; async: buffered asynchronous aggregation (FedBuff)"
+    )
+    asynchronous: AsyncConfig = Field(
+        default_factory=AsyncConfig, description="async mode: concurrency, buffer and staleness"
+    )
+    selection: SelectionRef = Field(
+        default_factory=lambda: SelectionRef(name="random"),
+        description="selection policy: which clients take part in a round",
+    )
+    aggregation: AggregationRef = Field(
+        default_factory=lambda: AggregationRef(name="fedavg"),
+        description="aggregation policy: how the server combines the updates",
+    )
+    target_accuracy: float = Field(
+        0.8, gt=0.0, le=1.0, description="test accuracy at which time_to_target_s is taken, in (0, 1]"
+    )
 
     @model_validator(mode="after")
     def _fits_population(self) -> FederatedSpec:

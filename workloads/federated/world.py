@@ -19,6 +19,7 @@ import math
 import multiprocessing
 import sys
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,8 @@ from torch.func import functional_call
 from tqdm import tqdm
 
 from devices.clients import ClientPopulation
-from policies.federated.base import ClientView
+from policies.federated.base import ClientView, Selection
+from sim.errors import bad_decision
 from sim.kernel import Kernel
 from workloads.cache import pinned_threads
 from workloads.federated.anchors import label_anchors
@@ -84,6 +86,35 @@ def build_model(cfg: ModelConfig, head: str, data: Dataset, kernel: Kernel) -> t
         return encoder
     anchors = label_anchors(cfg.anchors, data.name, data.class_names)
     return Anchored(encoder, cfg.rep_dim, anchors, generator=generator)
+
+
+def _checked_selection(policy: object, chosen: Any, view: ClientView) -> Selection:
+    """A selection policy's decision, or a PolicyError: distinct available clients, a
+    ``keep_first`` of at least 1 and a positive ``deadline_s`` (where given)."""
+    need = "a Selection of distinct available client indices (keep_first >= 1, deadline_s > 0)"
+    if not isinstance(chosen, Selection):
+        raise bad_decision(policy, "select", chosen, need)
+    clients = np.asarray(chosen.clients)
+    if clients.size == 0:
+        clients = clients.astype(int)
+    ok = clients.ndim == 1 and clients.dtype.kind in "iu"
+    ok = ok and bool(np.all((clients >= 0) & (clients < len(view.available))))
+    ok = ok and len(np.unique(clients)) == clients.size and bool(view.available[clients].all())
+    keep, deadline = chosen.keep_first, chosen.deadline_s
+    ok = ok and (keep is None or (isinstance(keep, (int, np.integer)) and keep >= 1))
+    ok = ok and (deadline is None or (isinstance(deadline, (int, float, np.number)) and deadline > 0))
+    if not ok:
+        raise bad_decision(policy, "select", chosen, need)
+    return chosen
+
+
+def _checked_params(policy: object, new: Any, old: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An aggregation policy's new global model, or a PolicyError: the same tensors as the old one."""
+    fits = isinstance(new, dict) and new.keys() == old.keys()
+    if not (fits and all(isinstance(new[k], torch.Tensor) and new[k].shape == old[k].shape for k in old)):
+        shapes = {k: tuple(v.shape) for k, v in old.items()}
+        raise bad_decision(policy, "aggregate", new, f"the global model's tensors {shapes}"[:200])
+    return new
 
 
 class FederatedWorld:
@@ -216,7 +247,9 @@ class FederatedWorld:
             last_loss=self.last_loss,
             last_round=self.last_round,
         )
-        return self.selection.select(view, n, self._rng["selection"])
+        return _checked_selection(
+            self.selection, self.selection.select(view, n, self._rng["selection"]), view
+        )
 
     def _start(self, clients: np.ndarray) -> Trips:
         """Plan the participations of ``clients`` starting now: when each phase ends, who drops."""
@@ -381,7 +414,8 @@ class FederatedWorld:
             trained = updates.params
             if (kept.version != self.version).any():  # async: apply each client's change to today's model
                 trained = {n: trained[n] - start[n] + self.params[n] for n in trained}
-            self.params = self.aggregation.aggregate(self.params, trained, weights, owned, uploads)
+            new = self.aggregation.aggregate(self.params, trained, weights, owned, uploads)
+            self.params = _checked_params(self.aggregation, new, self.params)
         self.version += 1
         in_flight = {*self.flight_version[self.busy].tolist(), *(int(t.version[0]) for t in self.buffer)}
         self.versions = {v: p for v, p in self.versions.items() if v in in_flight}

@@ -14,16 +14,19 @@ worker) see the same users, seed data, initial parameters and minibatch orders.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from policies.acquisition.base import PurchaseView
 from policies.user_choice.base import ChoiceView
-from sim.errors import ConfigError
+from sim.errors import ConfigError, bad_decision
 from sim.kernel import Kernel
 from sim.recorder import Table
 from workloads.cache import pinned_threads
@@ -75,6 +78,16 @@ def horizon(spec: MarketSpec) -> int:
     if len(times) == 0:
         raise ConfigError("arrival: the trace holds no arrival times")
     return min(spec.users, len(times))
+
+
+def _purchases(policy: object, wants: Any, n: int) -> np.ndarray:
+    """An acquisition policy's decision as a bool array of its ``n`` predictors, or a PolicyError."""
+    if wants.__class__ is np.ndarray and wants.dtype == bool and wants.shape == (n,):
+        return wants  # what the shipped policies return: no copy, no scan
+    decision = np.asarray(wants)
+    if decision.shape != (n,) or not (decision.dtype == bool or np.isin(decision, (0, 1)).all()):
+        raise bad_decision(policy, "decide", wants, f"{n} booleans, one per predictor of its group")
+    return decision.astype(bool)
 
 
 class MarketWorld:
@@ -182,13 +195,20 @@ class MarketWorld:
             view = PurchaseView(
                 probs[g.part].astype(np.float64), left, self.budget[g.part], price, t, self.horizon
             )
-            wants = np.asarray(g.policy.decide(view, g.rng), bool) & (left >= price)
+            wants = _purchases(g.policy, g.policy.decide(view, g.rng), len(left)) & (left >= price)
             found += (np.flatnonzero(wants) + g.part.start).tolist()
         return found
 
-    def _pick(self, scores: np.ndarray) -> int:
-        """Draw a predictor with probability ``softmax(scores)``."""
+    def _pick(self, given: Any) -> int:
+        """Draw a predictor with probability ``softmax(scores)``; scores that are not one number
+        per predictor, or whose softmax is undefined (a NaN, +inf, or all -inf), are a PolicyError."""
+        scores = np.asarray(given)
+        if scores.shape != (len(self.names),) or scores.dtype.kind not in "biuf":
+            raise bad_decision(self.choice, "scores", given, f"{len(self.names)} numbers, one per predictor")
         weights = np.cumsum(np.exp(scores - scores.max()))
+        if not (weights[-1] > 0 and math.isfinite(weights[-1])):  # cheaper than a check per score
+            need = f"{len(self.names)} numbers, none NaN or +inf, not all -inf"
+            raise bad_decision(self.choice, "scores", given, need)
         k = int(np.searchsorted(weights, self._choice_rng.random() * weights[-1], side="right"))
         return min(k, len(weights) - 1)
 
@@ -242,7 +262,7 @@ class MarketWorld:
             }
         )
 
-    def _users(self):
+    def _users(self, bar: tqdm):
         env, marks = self.env, set(self.checkpoint_users)
         times = arrivals(self.spec.arrival, 1.0 / self.spec.rate_hz, self.kernel.rng("market/arrivals"))
         for t, row in enumerate(self.user_rows):
@@ -250,14 +270,18 @@ class MarketWorld:
             if arrival > env.now:
                 yield env.timeout(arrival - env.now)
             self._serve(t, row)
+            bar.update()
             if t + 1 in marks:
                 self._checkpoint(t + 1)
 
     def run(self) -> None:
         everyone = list(range(len(self.names)))
-        with pinned_threads(1):  # thread count must not change a single bit
+        # a bar over users on a terminal, not in tests, pipes or sweep workers
+        shown = sys.stderr.isatty() and multiprocessing.parent_process() is None
+        bar = tqdm(total=self.horizon, desc="users", leave=False, disable=not shown)
+        with pinned_threads(1), bar:  # thread count must not change a single bit
             self._retrain(everyone)  # train on the seed data
-            self.env.process(self._users())
+            self.env.process(self._users(bar))
             self.env.run()
             if self.spec.training.final_retrain:
                 self._retrain(everyone)
