@@ -1,0 +1,109 @@
+"""A user's own ``nn.Module`` as the model of any scenario kind.
+
+Every kind names its model the same way: a name registered in the ``model`` family
+(``@register("model", "my_net")`` on a class or function, in a plugin) or a
+``module:factory`` path importable from the working folder, plus keyword arguments.
+This module finds the factory, builds the model on the ``meta`` device (no weights,
+milliseconds), initialises weights from a seeded generator (never global RNG), and
+digests the model's source so that caches of anything derived from it (layer costs,
+trained weights, FLOP counts) are rebuilt when the user edits it. Errors name the
+scenario field, as one line each (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import inspect
+import json
+import math
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sim import registry
+from sim.errors import ConfigError
+
+
+def resolve(ref: str, field: str) -> Callable[..., nn.Module]:
+    """The factory ``ref`` names: a registered ``model`` name, or ``module:factory``.
+
+    ``field`` is the scenario field that holds ``ref`` (for the error message).
+    """
+    if ":" not in ref:
+        try:
+            return registry.get("model", ref)
+        except ConfigError as exc:
+            raise ConfigError(f"{field}: {exc}") from None
+    module_name, _, attr = ref.partition(":")
+    if os.getcwd() not in sys.path:  # a module beside the user, as `python -m` would find it
+        sys.path.insert(0, os.getcwd())
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{field}: cannot import {ref!r} ({exc}); need module:factory") from None
+    if not callable(factory):
+        raise ConfigError(f"{field}: {ref!r} is a {type(factory).__name__}, not a callable factory")
+    return factory
+
+
+def build(ref: str, kwargs: dict[str, Any], field: str, kwargs_field: str, **given: Any) -> nn.Module:
+    """``ref``'s model on ``meta``, in eval mode, built as ``factory(**given, **kwargs)``.
+
+    ``given`` are the arguments the kind passes itself (e.g. ``input_shape`` and
+    ``num_classes``); ``kwargs`` the user's, from ``kwargs_field``.
+    """
+    factory = resolve(ref, field)
+    clash = sorted(set(given) & set(kwargs))
+    if clash:
+        raise ConfigError(f"{kwargs_field}: {', '.join(clash)} is set by the scenario; leave it out")
+    with torch.device("meta"):
+        try:
+            model = factory(**given, **kwargs)
+        except TypeError as exc:
+            args = {**given, **kwargs}
+            raise ConfigError(f"{kwargs_field}: {ref!r} does not take {args} ({exc})") from None
+        except Exception as exc:  # whatever a user's constructor raises
+            raise ConfigError(f"{field}: {ref!r} failed to build ({type(exc).__name__}: {exc})") from None
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{field}: {ref!r} returned {type(model).__name__}, not a torch nn.Module")
+    return model.eval()
+
+
+def seeded_init(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Initialise ``model``'s parameters in place from ``generator``, in registration order:
+    weights (2 or more dimensions) uniform in +-1/sqrt(fan_in), PyTorch's default range;
+    biases 0; other vectors (norm scales) 1; batch-norm statistics reset."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() > 1:
+                bound = 1 / math.sqrt(param[0].numel())
+                param.copy_(torch.empty(param.shape).uniform_(-bound, bound, generator=generator))
+            else:
+                param.fill_(0.0 if name.endswith("bias") else 1.0)
+        for module in model.modules():
+            if hasattr(module, "reset_running_stats"):
+                module.reset_running_stats()
+    return model
+
+
+def source_digest(ref: str, model: nn.Module, *extra: Any) -> str:
+    """Hash of the source files of ``ref``'s factory and of every module class in ``model``,
+    of ``extra`` (constructor arguments, shapes), and of the torch version: it changes
+    when the user edits the model, so whatever is cached from it is made again."""
+    h = hashlib.sha256(torch.__version__.encode())
+    h.update(json.dumps([ref, *extra], sort_keys=True, default=str).encode())
+    objects = [resolve(ref, "model"), *(type(m) for m in model.modules())]
+    files = set()
+    for obj in objects:
+        with contextlib.suppress(TypeError):  # a built-in or C-implemented class has no source
+            files.add(inspect.getsourcefile(obj))
+    for file in sorted(f for f in files if f):
+        h.update(Path(file).read_bytes())
+    return h.hexdigest()[:16]
