@@ -1,4 +1,5 @@
-"""Bring your own xr model: by module:factory path or registered by name; edited models are re-costed."""
+"""Bring your own model, for every kind: by module:factory path or registered by name; edited
+models are re-costed (xr) or retrained (edge); bad ones are one-line config errors."""
 
 import sys
 
@@ -9,6 +10,8 @@ from sim.errors import ConfigError
 from sim.runner import load_spec, run
 
 NET = """
+import math
+
 from torch import nn
 
 from sim.registry import register
@@ -28,6 +31,60 @@ class Tracker(nn.Module):
 
     def forward(self, x):
         return self.conv(x)
+
+
+class TwoExits(nn.Module):
+    def __init__(self, input_shape, num_classes, width=4):
+        super().__init__()
+        self.stages = nn.ModuleList(
+            [nn.Sequential(nn.Conv2d(input_shape[0], width, 3, padding=1), nn.ReLU()),
+             nn.Sequential(nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU())]
+        )
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(4 * width, num_classes))
+            for _ in range(2)
+        )
+
+    def forward(self, x):
+        out = []
+        for stage, head in zip(self.stages, self.heads):
+            x = stage(x)
+            out.append(head(x))
+        return out
+
+
+register("model", "my_exits_{tag}")(TwoExits)
+
+
+class NoExits(TwoExits):
+    def __init__(self, input_shape, num_classes):
+        super().__init__(input_shape, num_classes)
+        del self.heads
+
+
+class OneOutput(TwoExits):
+    def forward(self, x):
+        return super().forward(x)[-1]
+
+
+def not_a_module(input_shape, num_classes):
+    return 42
+
+
+def small_net(input_shape, num_classes, hidden=16):
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(math.prod(input_shape), hidden), nn.Tanh(), nn.Linear(hidden, num_classes)
+    )
+
+
+def with_batch_norm(input_shape, num_classes):
+    features = math.prod(input_shape)
+    layers = [nn.Flatten(), nn.Linear(features, 4), nn.BatchNorm1d(4), nn.Linear(4, num_classes)]
+    return nn.Sequential(*layers)
+
+
+def wrong_width(input_shape, num_classes):
+    return small_net(input_shape, num_classes + 1)
 """
 
 
@@ -40,8 +97,14 @@ def user_module(tmp_path, monkeypatch):
     monkeypatch.setenv("TESTBED_CACHE", str(tmp_path / "cache"))
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tag
+    _forget(tag)
+
+
+def _forget(tag: str) -> None:
+    """As a new process would: the user's module not imported, its models not registered."""
     sys.modules.pop(f"mynets_{tag}", None)
-    registry._TABLES["model"].pop(f"my_tracker_{tag}", None)
+    for name in ("my_tracker", "my_exits"):
+        registry._TABLES["model"].pop(f"{name}_{tag}", None)
 
 
 def _energy_j(task: str, **stream) -> float:
@@ -76,8 +139,7 @@ def test_an_edited_model_is_costed_again(user_module, tmp_path):
     path = tmp_path / f"mynets_{user_module}.py"
     path.write_text(path.read_text().replace("def build(width=8)", "def build(width=64)"))
     # a new process: the module imported afresh, only the disk cache remains
-    sys.modules.pop(f"mynets_{user_module}")
-    registry._TABLES["model"].pop(f"my_tracker_{user_module}")
+    _forget(user_module)
     models._task_layers.cache_clear()
     assert _energy_j(task, input_shape=[1, 3, 32, 32]) > 2 * before
 
@@ -100,3 +162,110 @@ def test_bad_user_models_are_config_errors(user_module, stream, message):
     }
     with pytest.raises(ConfigError, match=message):
         load_spec({"kind": "xr", "models": [{"name": "mine", "fps": 10, **stream}]})
+
+
+def _edge(model: str, **fields):
+    return load_spec(
+        {
+            "kind": "edge",
+            "duration_s": 0.5,
+            "model": model,
+            "exit_policy": {"name": "max_softmax"},
+            "dvfs": {"name": "performance"},
+            **fields,
+        }
+    )
+
+
+def test_a_users_multi_exit_model_trains_and_runs_by_path_and_by_name(user_module):
+    from workloads import multiexit
+    from workloads.multiexit import load_exit_model
+
+    result = run(_edge(f"mynets_{user_module}:TwoExits", model_kwargs={"width": 4}), seed=0)
+    assert result.summary["completed"] > 0 and 0.3 < result.summary["accuracy"] <= 1
+    model = load_exit_model(f"mynets_{user_module}:TwoExits", {"width": 4}, "digits")
+    assert len(model.heads) == len(model.segments) == 2 and model.test_probs.shape[:2] == (2, 360)
+    # the backbone between the exits is the second stage's conv; each head is pool, flatten, linear
+    assert [[layer.name for layer in seg if layer.macs] for seg in model.segments] == [
+        ["stages.0.0"],
+        ["stages.1.0"],
+    ]
+    assert all(any(layer.macs for layer in head) for head in model.heads)
+    __import__(f"mynets_{user_module}")  # a plugin registers it; then the name is a model
+    assert _edge(f"my_exits_{user_module}", dataset="patches").dataset == "patches"
+    assert len(multiexit._build(multiexit.user_model(f"my_exits_{user_module}", {}, "patches")).heads) == 2
+
+
+def test_an_edited_multi_exit_model_is_trained_again(user_module, tmp_path):
+    from workloads import multiexit
+
+    ref = f"mynets_{user_module}:TwoExits"
+    before = multiexit.cache_path(multiexit.user_model(ref, {}, "digits"))
+    wider = multiexit.cache_path(multiexit.user_model(ref, {"width": 8}, "digits"))
+    shapes = multiexit.cache_path(multiexit.user_model(ref, {}, "patches"))
+    path = tmp_path / f"mynets_{user_module}.py"
+    path.write_text(path.read_text().replace("stride=2", "stride=1"))
+    _forget(user_module)
+    multiexit._cache_key.cache_clear()
+    after = multiexit.cache_path(multiexit.user_model(ref, {}, "digits"))
+    assert len({before, wider, shapes, after}) == 4
+
+
+@pytest.mark.parametrize(
+    "model, fields, message",
+    [
+        ("nosuch_mod:Net", {}, "model: cannot import 'nosuch_mod:Net'"),
+        ("MOD:not_a_module", {}, "model: 'mynets_.*:not_a_module' returned int, not a torch nn.Module"),
+        ("MOD:TwoExits", {"model_kwargs": {"depth": 3}}, "model_kwargs: .* does not take"),
+        (
+            "MOD:TwoExits",
+            {"model_kwargs": {"num_classes": 3}},
+            "model_kwargs: num_classes is set by the scenario",
+        ),
+        ("MOD:NoExits", {}, "model: .* declares no exits; .* attribute `heads`"),
+        ("MOD:OneOutput", {}, "model: .* must return a list of 2 per-exit logits"),
+        ("resnet_digit", {}, "model: unknown multi-exit model 'resnet_digit'; did you mean 'resnet_digits'"),
+        (
+            "resnet_digits",
+            {"model_kwargs": {"width": 3}},
+            "model_kwargs: built-in model 'resnet_digits' takes none",
+        ),
+        ("resnet_digits", {"dataset": "patches"}, "dataset: built-in model 'resnet_digits' has its own"),
+    ],
+)
+def test_bad_multi_exit_models_are_one_line_config_errors(user_module, model, fields, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        _edge(model.replace("MOD", f"mynets_{user_module}"), **fields)
+    assert len(err.value.problems) == 1 and "\n" not in str(err.value)
+
+
+def _federated(arch: str, **model):
+    spec = {"kind": "federated", "rounds": 2, "clients": {"count": 10}, "clients_per_round": 4}
+    return load_spec({**spec, "model": {"arch": arch, **model}})
+
+
+def test_a_users_client_model_trains_stacked_and_its_size_is_what_clients_upload(user_module):
+    narrow = run(_federated(f"mynets_{user_module}:small_net", kwargs={"hidden": 8}), seed=0).summary
+    wide = run(_federated(f"mynets_{user_module}:small_net", kwargs={"hidden": 32}), seed=0).summary
+    params = {h: (64 * h + h + h * 10 + 10) * 4 for h in (8, 32)}  # float32 bytes of one upload
+    assert narrow["bytes_up"] / params[8] == wide["bytes_up"] / params[32] > 0
+    assert narrow["final_accuracy"] > 0.3 and wide["final_accuracy"] > 0.3
+    anchored = _federated(f"mynets_{user_module}:small_net", head="anchored", rep_dim=12)
+    assert run(anchored, seed=0).summary["final_accuracy"] > 0.1  # the encoder outputs rep_dim values
+
+
+@pytest.mark.parametrize(
+    "arch, model, message",
+    [
+        ("mpl", {}, "model.arch: unknown client model 'mpl'; did you mean 'mlp'"),
+        ("nosuch_mod:net", {}, "model.arch: cannot import 'nosuch_mod:net'"),
+        ("MOD:with_batch_norm", {}, "model.arch: .* has buffers .*no BatchNorm with running statistics"),
+        ("MOD:wrong_width", {}, "model.arch: .* must return \\[batch, 10\\] logits"),
+        ("MOD:small_net", {"kwargs": {"depth": 2}}, "model.kwargs: .* does not take"),
+        ("mlp", {"kwargs": {"hidden": 2}}, "model.kwargs: built-in arch 'mlp' takes none"),
+    ],
+)
+def test_bad_client_models_are_one_line_config_errors(user_module, arch, model, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        _federated(arch.replace("MOD", f"mynets_{user_module}"), **model)
+    assert len(err.value.problems) == 1

@@ -13,6 +13,7 @@ scenario field, as one line each (:class:`ConfigError`).
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import importlib
 import inspect
@@ -51,6 +52,19 @@ def resolve(ref: str, field: str) -> Callable[..., nn.Module]:
     if not callable(factory):
         raise ConfigError(f"{field}: {ref!r} is a {type(factory).__name__}, not a callable factory")
     return factory
+
+
+def check_known(ref: str, field: str, built_in: tuple[str, ...], what: str) -> None:
+    """A name that is neither built in nor registered (nor ``module:factory``) is refused,
+    with the closest built-in name; ``what`` names the kind of model, for the message."""
+    if ":" in ref or ref in built_in or ref in registry.names("model"):
+        return
+    close = difflib.get_close_matches(ref, built_in, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(
+        f"{field}: unknown {what} {ref!r}; {hint}built-in: {', '.join(built_in)}; "
+        "or a name registered in the 'model' family, or module:factory"
+    )
 
 
 def build(ref: str, kwargs: dict[str, Any], field: str, kwargs_field: str, **given: Any) -> nn.Module:
@@ -93,13 +107,13 @@ def seeded_init(model: nn.Module, generator: torch.Generator) -> nn.Module:
     return model
 
 
-def source_digest(ref: str, model: nn.Module, *extra: Any) -> str:
-    """Hash of the source files of ``ref``'s factory and of every module class in ``model``,
-    of ``extra`` (constructor arguments, shapes), and of the torch version: it changes
-    when the user edits the model, so whatever is cached from it is made again."""
+def source_digest(ref: str | None, model: nn.Module, *extra: Any) -> str:
+    """Hash of the source files of ``ref``'s factory (if given) and of every module class in
+    ``model``, of ``extra`` (constructor arguments, shapes), and of the torch version: it
+    changes when the user edits the model, so whatever is cached from it is made again."""
     h = hashlib.sha256(torch.__version__.encode())
     h.update(json.dumps([ref, *extra], sort_keys=True, default=str).encode())
-    objects = [resolve(ref, "model"), *(type(m) for m in model.modules())]
+    objects = [*(type(m) for m in model.modules()), *([resolve(ref, "model")] if ref else [])]
     files = set()
     for obj in objects:
         with contextlib.suppress(TypeError):  # a built-in or C-implemented class has no source
