@@ -85,6 +85,10 @@ def with_batch_norm(input_shape, num_classes):
 
 def wrong_width(input_shape, num_classes):
     return small_net(input_shape, num_classes + 1)
+
+
+def linear(input_shape, num_classes):
+    return nn.Linear(input_shape[0], num_classes)
 """
 
 
@@ -257,7 +261,7 @@ def test_a_users_client_model_trains_stacked_and_its_size_is_what_clients_upload
 @pytest.mark.parametrize(
     "arch, model, message",
     [
-        ("mpl", {}, "model.arch: unknown client model 'mpl'; did you mean 'mlp'"),
+        ("mpl", {}, "model.arch: unknown model 'mpl'; did you mean 'mlp'"),
         ("nosuch_mod:net", {}, "model.arch: cannot import 'nosuch_mod:net'"),
         ("MOD:with_batch_norm", {}, "model.arch: .* has buffers .*no BatchNorm with running statistics"),
         ("MOD:wrong_width", {}, "model.arch: .* must return \\[batch, 10\\] logits"),
@@ -268,4 +272,40 @@ def test_a_users_client_model_trains_stacked_and_its_size_is_what_clients_upload
 def test_bad_client_models_are_one_line_config_errors(user_module, arch, model, message):
     with pytest.raises(ConfigError, match=message) as err:
         _federated(arch.replace("MOD", f"mynets_{user_module}"), **model)
+    assert len(err.value.problems) == 1
+
+
+def _market(arch: str, **fields):
+    group = {"name": "p", "count": 3, "budget": 30, "model": {"arch": arch, **fields.pop("model", {})}}
+    return load_spec({"kind": "market", "users": 200, "predictors": [group], **fields})
+
+
+def test_a_users_predictor_module_learns_exactly_as_the_built_in_it_equals(user_module):
+    """nn.Linear on the general path (vmap of grad) draws the same fresh weights, batches and
+    Adam steps as the built-in logistic predictor on its hand-written gradients."""
+    built_in = run(_market("logistic"), seed=1).summary
+    mine = run(_market(f"mynets_{user_module}:linear"), seed=1).summary
+    assert mine["retrains"] > 3 and mine["purchases"] > 0
+    assert mine == pytest.approx(built_in, rel=1e-6)
+    deeper = run(_market(f"mynets_{user_module}:small_net", model={"kwargs": {"hidden": 8}}), seed=1).summary
+    assert deeper["overall_quality"] > 0.3 and deeper != built_in
+
+
+@pytest.mark.parametrize(
+    "arch, fields, message",
+    [
+        ("logstic", {}, "predictors.0.model.arch: unknown model 'logstic'; did you mean 'logistic'"),
+        ("MOD:with_batch_norm", {}, "predictors.0.model.arch: .* has buffers"),
+        ("MOD:small_net", {"model": {"kwargs": {"width": 2}}}, "predictors.0.model.kwargs: .* does not take"),
+        (
+            "mlp",
+            {"model": {"kwargs": {"width": 2}}},
+            "predictors.0.model.kwargs: built-in arch 'mlp' takes none",
+        ),
+        ("MOD:linear", {"engine": "loop"}, "engine: 'loop' runs the built-in archs only"),
+    ],
+)
+def test_bad_predictor_models_are_one_line_config_errors(user_module, arch, fields, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        _market(arch.replace("MOD", f"mynets_{user_module}"), **fields)
     assert len(err.value.problems) == 1

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call, vmap
 
 from sim import registry
 from sim.errors import ConfigError
@@ -88,6 +89,64 @@ def build(ref: str, kwargs: dict[str, Any], field: str, kwargs_field: str, **giv
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{field}: {ref!r} returned {type(model).__name__}, not a torch nn.Module")
     return model.eval()
+
+
+def build_stackable(
+    ref: str,
+    kwargs: dict[str, Any],
+    fields: tuple[str, str],
+    built_in: tuple[str, ...],
+    input_shape: tuple[int, ...],
+    n_out: int,
+) -> nn.Module:
+    """A user's model for many copies trained as one stacked model (``torch.func``), on ``meta``.
+
+    Built as ``factory(input_shape=..., num_classes=n_out, **kwargs)``; ``fields`` are the
+    scenario fields of ``ref`` and ``kwargs``, ``built_in`` the kind's own names (for "did
+    you mean"). It must hold parameters only (no buffers, so no BatchNorm running
+    statistics: a stacked forward cannot update them), and ``vmap`` over stacked
+    parameters of ``functional_call`` must map ``[batch, *input_shape]`` to ``[batch, n_out]``
+    logits. Checked on ``meta``: no weights, milliseconds.
+    """
+    field, kwargs_field = fields
+    check_known(ref, field, built_in, "model")
+    model = build(ref, kwargs, field, kwargs_field, input_shape=tuple(input_shape), num_classes=n_out)
+    buffers = [name for name, _ in model.named_buffers()]
+    if buffers:
+        raise ConfigError(
+            f"{field}: {ref!r} has buffers ({', '.join(buffers[:3])}); copies train as one stacked "
+            "model (functional_call + vmap), which needs parameters only: no BatchNorm with running "
+            "statistics (use GroupNorm or LayerNorm)"
+        )
+    params = {name: p.expand(2, *p.shape) for name, p in model.named_parameters()}
+    if not params:
+        raise ConfigError(f"{field}: {ref!r} has no parameters to train")
+    x = torch.zeros(2, 3, *input_shape, device="meta")
+    try:
+        out = vmap(lambda p, xb: functional_call(model, p, (xb,)))(params, x)
+    except Exception as exc:  # whatever a user's forward raises, vmap's refusals included
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise ConfigError(
+            f"{field}: {ref!r} cannot run stacked (vmap of functional_call) on "
+            f"{list(input_shape)} samples: {why}"
+        ) from None
+    if not isinstance(out, torch.Tensor) or list(out.shape) != [2, 3, n_out]:
+        got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(
+            f"{field}: {ref!r} must return [batch, {n_out}] logits for a [batch, "
+            f"{', '.join(map(str, input_shape))}] input; got {got} for 3 samples"
+        )
+    return model
+
+
+def materialise(module: nn.Module) -> nn.Module:
+    """``module`` (built on ``meta``) with uninitialised CPU parameters, in place. Like
+    ``to_empty(device="cpu")``, but by plain ``torch.empty``: ``to_empty`` goes through
+    PyTorch's meta-tensor references, whose first use imports about a second of modules."""
+    for sub in module.modules():
+        for name, p in list(sub.named_parameters(recurse=False)):
+            setattr(sub, name, nn.Parameter(torch.empty(p.shape, dtype=p.dtype)))
+    return module
 
 
 def seeded_init(model: nn.Module, generator: torch.Generator) -> nn.Module:

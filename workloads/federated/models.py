@@ -1,5 +1,4 @@
-"""The federated clients' models: an MLP, a small CNN, a user's own module, and a
-FedAlign-style anchored classifier.
+"""The federated clients' models: an MLP, a small CNN, and a FedAlign-style anchored classifier.
 
 All are plain ``nn.Module``s with parameters only (no buffers), so that many clients'
 copies train as one stacked model (:mod:`workloads.federated.training`). Construction
@@ -10,15 +9,12 @@ materialised and initialised from the ``torch.Generator`` the caller passes.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, vmap
 
-from sim.errors import ConfigError
-from workloads import user_models
+from workloads.user_models import materialise
 
 # Parameters whose name starts with this belong to the label side of an anchored model.
 LABEL_PREFIX = "label_"
@@ -43,16 +39,6 @@ def _cnn(in_channels: int, side_px: int, channels: tuple[int, ...], n_out: int) 
         side_px //= 2
     layers += [nn.Flatten(), nn.Linear(channels[-1] * side_px * side_px, n_out, device="meta")]
     return nn.Sequential(*layers)
-
-
-def materialise(module: nn.Module) -> nn.Module:
-    """``module`` (built on ``meta``) with uninitialised CPU parameters, in place. Like
-    ``to_empty(device="cpu")``, but by plain ``torch.empty``: ``to_empty`` goes through
-    PyTorch's meta-tensor references, whose first use imports about a second of modules."""
-    for sub in module.modules():
-        for name, p in list(sub.named_parameters(recurse=False)):
-            setattr(sub, name, nn.Parameter(torch.empty(p.shape, dtype=p.dtype)))
-    return module
 
 
 def init_params(model: nn.Module, generator: torch.Generator) -> None:
@@ -132,44 +118,3 @@ class Anchored(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         anchors = F.normalize(self.label_encoder(self.label_embedding), dim=-1)
         return self.encoder(x) @ anchors.T
-
-
-def user_model(ref: str, kwargs: dict[str, Any], input_shape: tuple[int, ...], n_out: int) -> nn.Module:
-    """A user's model (``ref`` as in ``model.arch``) on ``meta``, built as
-    ``factory(input_shape=..., num_classes=n_out, **kwargs)``."""
-    return user_models.build(
-        ref, kwargs, "model.arch", "model.kwargs", input_shape=tuple(input_shape), num_classes=n_out
-    )
-
-
-def check_user_model(ref: str, kwargs: dict[str, Any], input_shape: tuple[int, ...], n_out: int) -> None:
-    """A user's client model must train as one stacked model: parameters only (no buffers,
-    so no BatchNorm running statistics), and ``vmap`` over stacked parameters of
-    ``functional_call`` must map ``[batch, *input_shape]`` to ``[batch, n_out]`` logits.
-    Checked on ``meta`` (no weights, milliseconds)."""
-    user_models.check_known(ref, "model.arch", ("mlp", "cnn"), "client model")
-    model = user_model(ref, kwargs, input_shape, n_out)
-    buffers = [name for name, _ in model.named_buffers()]
-    if buffers:
-        raise ConfigError(
-            f"model.arch: {ref!r} has buffers ({', '.join(buffers[:3])}); clients train as one stacked "
-            "model (functional_call + vmap), which needs parameters only: no BatchNorm with running "
-            "statistics (use GroupNorm or LayerNorm)"
-        )
-    params = {name: p.expand(2, *p.shape) for name, p in model.named_parameters()}
-    if not params:
-        raise ConfigError(f"model.arch: {ref!r} has no parameters to train")
-    x = torch.zeros(2, 3, *input_shape, device="meta")
-    try:
-        out = vmap(lambda p, xb: functional_call(model, p, (xb,)))(params, x)
-    except Exception as exc:  # whatever a user's forward raises, vmap's refusals included
-        raise ConfigError(
-            f"model.arch: {ref!r} cannot run stacked (vmap of functional_call) on a batch of "
-            f"{list(input_shape)} samples: {type(exc).__name__}: {exc}".splitlines()[0]
-        ) from None
-    if not isinstance(out, torch.Tensor) or list(out.shape) != [2, 3, n_out]:
-        got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ConfigError(
-            f"model.arch: {ref!r} must return [batch, {n_out}] logits for a [batch, "
-            f"{', '.join(map(str, input_shape))}] input; got {got} for 3 samples"
-        )

@@ -13,6 +13,7 @@ from workloads.federated.anchors import AnchorConfig
 from workloads.federated.data import DATASETS, PartitionConfig
 
 BUILT_IN_ARCHS = ("mlp", "cnn")
+MODEL_FIELDS = ("model.arch", "model.kwargs")  # where a user's model and its arguments are given
 
 
 class SelectionRef(PolicyRef):
@@ -137,12 +138,14 @@ class FederatedSpec(StrictModel):
                 f"@model.kwargs: built-in arch {self.model.arch!r} takes none; set hidden or channels"
             )
         if self.model.arch not in BUILT_IN_ARCHS:  # a user's model: build it and run it stacked
-            from workloads.federated.models import check_user_model
+            from workloads.user_models import build_stackable
 
             head = self.model.head or wants or "linear"
             n_out = self.model.rep_dim if head == "anchored" else classes
             try:
-                check_user_model(self.model.arch, self.model.kwargs, input_shape, n_out)
+                build_stackable(
+                    self.model.arch, self.model.kwargs, MODEL_FIELDS, BUILT_IN_ARCHS, input_shape, n_out
+                )
             except ConfigError as exc:
                 raise ValueError("; ".join(SUBFIELD_MARK + p for p in exc.problems)) from None
         if self.partition.scheme == "exclusive" and self.partition.classes_per_client > classes:

@@ -32,8 +32,8 @@ from sim.kernel import Kernel
 from workloads.cache import pinned_threads
 from workloads.federated.anchors import label_anchors
 from workloads.federated.data import Dataset, load_dataset, partition
-from workloads.federated.models import CNN, MLP, Anchored, materialise, user_model
-from workloads.federated.spec import FederatedSpec, ModelConfig
+from workloads.federated.models import CNN, MLP, Anchored
+from workloads.federated.spec import BUILT_IN_ARCHS, MODEL_FIELDS, FederatedSpec, ModelConfig
 from workloads.federated.training import (
     LocalTraining,
     check_stacked,
@@ -43,7 +43,7 @@ from workloads.federated.training import (
     pseudo_labels,
     train_clients,
 )
-from workloads.user_models import seeded_init
+from workloads.user_models import build_stackable, materialise, seeded_init
 
 OUTCOMES = ("kept", "dropped", "straggler", "late", "stale")
 KEPT, DROPPED, STRAGGLER, LATE, STALE = range(5)
@@ -82,8 +82,8 @@ def build_model(cfg: ModelConfig, head: str, data: Dataset, kernel: Kernel) -> t
     elif cfg.arch == "mlp":
         encoder = MLP(math.prod(data.input_shape), tuple(cfg.hidden), n_out, generator=generator)
     else:  # a user's model (checked when the scenario was validated)
-        encoder = materialise(user_model(cfg.arch, cfg.kwargs, data.input_shape, n_out))
-        seeded_init(encoder, generator)
+        model = build_stackable(cfg.arch, cfg.kwargs, MODEL_FIELDS, BUILT_IN_ARCHS, data.input_shape, n_out)
+        encoder = seeded_init(materialise(model), generator)
     if head == "linear":
         return encoder
     anchors = label_anchors(cfg.anchors, data.name, data.class_names)
