@@ -13,19 +13,14 @@ inference moves less).
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 from sim.runner import load_spec, run
-
-HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=2.0, help="simulated seconds")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(HERE))
     results = {}
     for rule in ("none", "max_softmax"):
         spec = {

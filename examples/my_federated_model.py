@@ -10,19 +10,14 @@ accuracy, upload volume and client energy for both models.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 from sim.runner import load_spec, run
-
-HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(HERE))
     models = {"built-in mlp": {"arch": "mlp"}, "my client_net": {"arch": "my_models:client_net"}}
     results = {}
     for label, model in models.items():

@@ -11,21 +11,16 @@ the market's overall quality.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from sim.runner import load_spec, run
-
-HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=500)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(HERE))
     groups = [
         {"name": "logistic", "count": 3, "model": {"arch": "logistic"}},
         {"name": "mine", "count": 3, "model": {"arch": "my_models:predictor_net", "kwargs": {"hidden": 32}}},

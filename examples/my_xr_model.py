@@ -10,20 +10,15 @@ the default accelerators, so the wider tracker costs more energy.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 from sim.runner import load_spec, run
-
-HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=0.5, help="simulated seconds")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(HERE))
-    import my_models  # noqa: F401 - registers tiny_tracker, as --plugin my_models would
+    import my_models  # noqa: F401 - beside this script; registers tiny_tracker, as --plugin my_models would
 
     results = {}
     for width in (16, 64):

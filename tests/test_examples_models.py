@@ -13,7 +13,7 @@ from sim import registry
 def example(tmp_path, monkeypatch):
     """Loads ``examples/<name>.py``; afterwards the user's module is forgotten as in a new process."""
     monkeypatch.setenv("TESTBED_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "path", [str(ROOT / "examples"), *sys.path])  # as `python examples/x.py` has it
 
     def load(name: str):
         spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
