@@ -309,3 +309,27 @@ def test_bad_predictor_models_are_one_line_config_errors(user_module, arch, fiel
     with pytest.raises(ConfigError, match=message) as err:
         _market(arch.replace("MOD", f"mynets_{user_module}"), **fields)
     assert len(err.value.problems) == 1
+
+
+@pytest.mark.parametrize(
+    "scenario, field",
+    [
+        ({"kind": "edge", "model": "MOD:NoExits"}, "model: "),
+        ({"kind": "federated", "model": {"arch": "MOD:with_batch_norm"}}, "model.arch: "),
+        (
+            {"kind": "market", "predictors": [{"model": {"arch": "MOD:not_a_module"}}]},
+            "predictors.0.model.arch: ",
+        ),
+        ({"kind": "xr", "models": [{"name": "m", "fps": 10, "task": "nosuch_mod:net"}]}, "models.0.task: "),
+    ],
+)
+def test_the_cli_refuses_a_bad_model_in_one_line_with_exit_2(user_module, tmp_path, capsys, scenario, field):
+    import yaml
+
+    from sim.cli import main
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(scenario).replace("MOD", f"mynets_{user_module}"))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {field}") and "\n" not in err and "Traceback" not in err, err
