@@ -346,7 +346,7 @@ class LoopGroup:
 
 class ModuleGroup:
     """``count`` predictors of a user's ``nn.Module`` as stacked parameters ``[M, ...]``,
-    trained by ``vmap(grad(functional_call(...)))`` and the fused Adam kernel.
+    trained through ``vmap(functional_call(...))`` and the fused Adam kernel.
 
     The general path (any module of parameters only), slower per step than the hand-written
     gradients of the built-in archs. It learns like :class:`StackedGroup`: one Adam step
@@ -364,13 +364,9 @@ class ModuleGroup:
         self.exp_avgs = [torch.zeros_like(t) for t in self.params]
         self.exp_avg_sqs = [torch.zeros_like(t) for t in self.params]
         self.steps = [0] * count
-
-        def loss(params: tuple[torch.Tensor, ...], x: torch.Tensor, y: torch.Tensor, w: torch.Tensor):
-            logits = functional_call(module, dict(zip(self.names, params)), (x,))
-            return (F.cross_entropy(logits, y, reduction="none") * w).sum()
-
-        self._grad = torch.func.grad(loss)
-        self._stacked_grad = torch.vmap(self._grad)
+        self._forward = torch.vmap(
+            lambda params, x: functional_call(module, dict(zip(self.names, params)), (x,))
+        )
 
     @classmethod
     def of(
@@ -401,6 +397,18 @@ class ModuleGroup:
         """A copy of every predictor's parameters, per tensor ``[M, ...]``."""
         return [t.numpy().copy() for t in self.params]
 
+    def _grads(
+        self, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, w: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Gradients of ``k`` stacked predictors' weighted cross-entropy on their batches ``x``
+        ``[k, B, ...]``, targets ``y`` and point weights ``w`` ``[k, B]``. The predictors are
+        independent, so one backward pass of the summed loss through the ``vmap``-ed forward
+        gives each its own gradient (2-3x faster here than ``vmap(grad(...))``)."""
+        leaves = [t.detach().requires_grad_(True) for t in params]
+        logits = self._forward(tuple(leaves), x)
+        loss = (F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none") * w.flatten()).sum()
+        return [g.contiguous() for g in torch.autograd.grad(loss, leaves)]
+
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
         def probs(*params: torch.Tensor) -> torch.Tensor:
             return torch.softmax(functional_call(self.module, dict(zip(self.names, params)), (x,)), -1)
@@ -416,10 +424,9 @@ class ModuleGroup:
         """One Adam step of predictor ``index`` on pool point ``row``, on its slice only."""
         mine = [[t[index : index + 1] for t in ts] for ts in self.stacks()]
         x, y = self.pool.x[row : row + 1], self.pool.y[row : row + 1]
-        grads = self._grad(tuple(p[0] for p in mine[0]), x, y, torch.ones(1))
+        grads = self._grads(mine[0], x[None], y[None], torch.ones(1, 1))
         self.steps[index] += 1
-        number = torch.tensor(float(self.steps[index]))
-        adam_(mine[0], [g[None] for g in grads], mine[1], mine[2], number, self.lr)
+        adam_(mine[0], grads, mine[1], mine[2], torch.tensor(float(self.steps[index])), self.lr)
 
     def retrain(self, jobs: list[RetrainJob]) -> None:
         """Re-initialise and train the jobs' predictors together, as :meth:`StackedGroup.retrain`."""
@@ -428,8 +435,8 @@ class ModuleGroup:
         x, y = self.pool.x[take], self.pool.y[take]
         for s, kk in enumerate(active):
             th, avg, avg_sq = ([t[:kk] for t in ts] for ts in (params, exp_avgs, exp_avg_sqs))
-            grads = self._stacked_grad(tuple(th), x[s, :kk], y[s, :kk], weight[s, :kk])
-            adam_(th, [g.contiguous() for g in grads], avg, avg_sq, torch.tensor(float(s + 1)), self.lr)
+            grads = self._grads(th, x[s, :kk], y[s, :kk], weight[s, :kk])
+            adam_(th, grads, avg, avg_sq, torch.tensor(float(s + 1)), self.lr)
         _store(self, jobs, steps, (params, exp_avgs, exp_avg_sqs))
 
     def evaluate(self, x: torch.Tensor) -> np.ndarray:
