@@ -333,3 +333,27 @@ def test_the_cli_refuses_a_bad_model_in_one_line_with_exit_2(user_module, tmp_pa
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {field}") and "\n" not in err and "Traceback" not in err, err
+
+
+def test_the_torch_free_dataset_table_matches_what_the_models_see():
+    from workloads import multiexit, shapes
+    from workloads.edge.models import DATASETS
+
+    for name in ("digits", "patches"):
+        data = multiexit._dataset(name)
+        assert DATASETS[name] == (tuple(data.images.shape[1:]), data.n_classes)
+    assert DATASETS["shapes"] == ((3, shapes.PX, shapes.PX), len(shapes.CLASSES))
+
+
+def test_validating_built_in_models_imports_no_torch():
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from sim.runner import load_spec\n"
+        "load_spec({'kind': 'edge', 'model': 'vgg_shapes', 'exit_policy': {'name': 'entropy'}})\n"
+        "load_spec({'kind': 'market', 'predictors': [{'model': {'arch': 'mlp'}}]})\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
