@@ -89,6 +89,15 @@ def wrong_width(input_shape, num_classes):
 
 def linear(input_shape, num_classes):
     return nn.Linear(input_shape[0], num_classes)
+
+
+class Once(nn.Linear):
+    def forward(self, x):
+        return super().forward(x.flatten(1))
+
+
+def once_net(input_shape, num_classes):
+    return Once(math.prod(input_shape), num_classes)
 """
 
 
@@ -357,3 +366,21 @@ def test_validating_built_in_models_imports_no_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_an_edited_client_model_is_counted_again(user_module, tmp_path):
+    """Its FLOP count is cached by the module classes' source too, not only by repr and shapes."""
+    from workloads.federated.training import forward_flops_per_sample
+    from workloads.user_models import build_stackable, materialise
+
+    def flops() -> float:
+        ref, fields = f"mynets_{user_module}:once_net", ("model.arch", "model.kwargs")
+        model = materialise(build_stackable(ref, {}, fields, ("mlp",), (64,), 10))
+        return forward_flops_per_sample(model, (64,))
+
+    before = flops()
+    path = tmp_path / f"mynets_{user_module}.py"
+    once = "return super().forward(x.flatten(1))"
+    path.write_text(path.read_text().replace(once, f"{once} + super().forward(x.flatten(1))"))
+    _forget(user_module)
+    assert flops() == 2 * before == 2 * 2 * 64 * 10
