@@ -384,3 +384,36 @@ def test_an_edited_client_model_is_counted_again(user_module, tmp_path):
     path.write_text(path.read_text().replace(once, f"{once} + super().forward(x.flatten(1))"))
     _forget(user_module)
     assert flops() == 2 * before == 2 * 2 * 64 * 10
+
+
+def test_the_general_market_path_gives_each_predictor_its_own_gradient():
+    """ModuleGroup's one backward pass through the vmap-ed forward equals vmap(grad(...)) per
+    predictor, for a non-linear module with padded points."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.func import functional_call, grad, vmap
+
+    from workloads.market.predictors import ModuleGroup, Pool
+
+    rng = np.random.default_rng(0)
+    k, batch, d, c = 3, 5, 6, 4
+    module = nn.Sequential(nn.Linear(d, 7), nn.Tanh(), nn.LayerNorm(7), nn.Linear(7, c))
+    pool = Pool(rng.random((20, d)), rng.integers(0, c, 20), c)
+    group = ModuleGroup(module, k, pool, lr=0.01)
+    params = [torch.from_numpy(np.stack(p)) for p in zip(*(group.init(rng) for _ in range(k)))]
+    x = torch.from_numpy(rng.random((k, batch, d), dtype=np.float32))
+    y = torch.from_numpy(rng.integers(0, c, (k, batch)))
+    valid = torch.ones(k, batch)
+    valid[1, 3:] = 0  # a short last batch, padded
+    weight = valid / valid.sum(1, keepdim=True)
+
+    def loss(p, xb, yb, wb):
+        logits = functional_call(module, dict(zip(group.names, p)), (xb,))
+        return (F.cross_entropy(logits, yb, reduction="none") * wb).sum()
+
+    theirs = vmap(grad(loss))(tuple(params), x, y, weight)
+    for ours, value in zip(group._grads(params, x, y, weight), theirs, strict=True):
+        torch.testing.assert_close(ours, value, rtol=1e-5, atol=1e-6)
+    assert group.init(np.random.default_rng(1))[2].tolist() == [1.0] * 7  # LayerNorm scale starts at 1
