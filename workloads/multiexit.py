@@ -56,8 +56,10 @@ from sklearn.datasets import load_digits, load_sample_images
 from torch import nn
 
 from devices.cost import Layer, extract_layers
+from sim import registry
 from sim.errors import ConfigError
 from sim.kernel import numpy_rng, torch_generator
+from workloads import user_models
 from workloads.cache import cache_dir, load_torch, pinned_threads, save_torch
 from workloads.shapes import make_shapes
 
@@ -292,6 +294,9 @@ def _build(name: str) -> MultiExitNet:
     """Model ``name``'s architecture on ``meta`` (shapes only)."""
     spec, data = _SPECS[name], _dataset(_SPECS[name]["dataset"])
     cin = data.images.shape[1]
+    if spec["arch"] == "user":
+        given = {"input_shape": tuple(data.images.shape[1:]), "num_classes": data.n_classes}
+        return user_models.build(spec["factory"], spec["kwargs"], "model", "model_kwargs", **given)
     if spec["arch"] in FINE_ARCHS:
         return _build_fine(spec, cin, data.n_classes)
     widths, strides = spec["widths"], [1, 2, 2, 2]
@@ -347,6 +352,8 @@ def _initialised(name: str) -> MultiExitNet:
     He-normal convs, uniform +-1/sqrt(fan_in) linear weights, zero biases, default BN."""
     model = _build(name).to_empty(device="cpu")
     gen = torch_generator(SEED, f"multiexit/{name}/init")
+    if _SPECS[name]["arch"] == "user":
+        return user_models.seeded_init(model, gen)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.Conv2d):
@@ -403,7 +410,7 @@ def _fit(model: MultiExitNet, name: str, epochs: int, lr: float, teacher: torch.
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
     weights = RECIPE["exit_weights"]
-    if _SPECS[name]["arch"] in FINE_ARCHS:
+    if _SPECS[name]["arch"] in (*FINE_ARCHS, "user"):
         weights = [(k + 1) / len(model.heads) for k in range(len(model.heads))]
     shuffle = torch_generator(SEED, f"multiexit/{name}/shuffle")
     flips = torch_generator(SEED, f"multiexit/{name}/flip") if dataset in RECIPE["mirror_datasets"] else None
@@ -465,7 +472,7 @@ def _train(name: str) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
         teacher = _logits(trained_model(spec["teacher"]), data.images[data.train])[-1]  # final exit
     start = time.perf_counter()
     model = _initialised(name)
-    fine = spec["arch"] in FINE_ARCHS
+    fine = spec["arch"] in FINE_ARCHS  # a user's model trains with the four-stage recipe
     _fit(
         model, name, RECIPE["fine_epochs" if fine else "epochs"], RECIPE["fine_lr" if fine else "lr"], teacher
     )
@@ -493,13 +500,16 @@ def _cache_key(name: str) -> str:
     for parent in (spec.get("teacher"), spec.get("pruned_from")):
         if parent:
             h.update(_cache_key(parent).encode())
+    if spec["arch"] == "user":  # the user's source: an edited model is trained again
+        h.update(user_models.source_digest(spec["factory"], _build(name)).encode())
     return h.hexdigest()[:16]
 
 
 def cache_path(name: str) -> Path:
     """The file that holds exit model ``name``'s weights, inference cache and training log."""
     _check_name(name)
-    return cache_dir() / f"multiexit-{name}-{_cache_key(name)}.pt"
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:64]
+    return cache_dir() / f"multiexit-{safe}-{_cache_key(name)}.pt"
 
 
 @functools.cache
@@ -568,22 +578,40 @@ class ExitModel:
 
 
 def _split_layers(layers: tuple[Layer, ...], n_exits: int) -> tuple[list[list[Layer]], list[list[Layer]]]:
-    """Backbone segments and heads from the layers of one traced forward, by module name:
-    ``stem*`` and ``stages.k*`` go to segment k (the stem to 0), ``heads.k*`` to head k."""
+    """Backbone segments and heads from the layers of one traced forward, in execution
+    order: ``heads.k*`` go to head k, any other layer to the segment after the last head
+    that ran before it (for the built-ins: the stem and ``stages.k`` to segment k)."""
     segments: list[list[Layer]] = [[] for _ in range(n_exits)]
     heads: list[list[Layer]] = [[] for _ in range(n_exits)]
+    k = 0
     for layer in layers:
         part, _, rest = layer.name.partition(".")
-        k = 0 if part == "stem" else int(rest.split(".")[0].split("#")[0])
-        (heads if part == "heads" else segments)[k].append(layer)
+        if part == "heads":
+            j = int(rest.split(".")[0].split("#")[0])
+            heads[j].append(layer)
+            k = max(k, j + 1)
+        else:
+            segments[min(k, n_exits - 1)].append(layer)
     return segments, heads
 
 
-def load_exit_model(name: str) -> ExitModel:
-    """Exit model ``name`` (one of :data:`EXIT_MODELS`), trained on first use, then read
-    from the disk cache once per process."""
+def load_exit_model(name: str, kwargs: dict | None = None, dataset: str | None = None) -> ExitModel:
+    """Exit model ``name`` (one of :data:`EXIT_MODELS`, or a user's model: a registered name
+    or ``module:factory`` built with ``kwargs`` for ``dataset``), trained on first use,
+    then read from the disk cache once per process."""
+    if name not in EXIT_MODELS and (":" in name or name in registry.names("model")):
+        name = user_model(name, kwargs or {}, dataset or "digits")
     _check_name(name)
     return _exit_model(name)
+
+
+def user_model(ref: str, kwargs: dict, dataset: str) -> str:
+    """The name under which a user's multi-exit model (``ref`` built with ``kwargs``, trained
+    on ``dataset`` with the built-ins' recipe) is known here; see workloads/edge/models.py
+    for what the module must declare."""
+    name = ref + (json.dumps(kwargs, sort_keys=True) if kwargs else "") + f"@{dataset}"
+    _SPECS.setdefault(name, {"dataset": dataset, "arch": "user", "factory": ref, "kwargs": kwargs})
+    return name
 
 
 @functools.cache

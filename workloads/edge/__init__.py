@@ -54,7 +54,7 @@ class EdgeKind:
         """Train the model and fill its inference cache once, before a sweep starts its workers."""
         from workloads.multiexit import load_exit_model
 
-        load_exit_model(spec.model)
+        load_exit_model(spec.model, spec.model_kwargs, spec.dataset)
 
     @staticmethod
     def build(spec: EdgeSpec, kernel: Kernel) -> EdgeWorld:

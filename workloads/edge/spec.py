@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
 from devices.edge import EdgeDeviceConfig
 from sim.config import SUBFIELD_MARK, PolicyRef, StrictModel
+from sim.errors import ConfigError
 from workloads.streams import ArrivalConfig
 
 
@@ -94,7 +95,14 @@ class EdgeSpec(StrictModel):
     )
     model: str = Field(
         "resnet_digits",
-        description="the multi-exit network every device runs (a registered multi-exit model)",
+        description="the multi-exit network: a built-in name, a name registered in the 'model' family, "
+        "or module:factory (docs/extending.md)",
+    )
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of a user model's factory"
+    )
+    dataset: Literal["digits", "patches", "shapes"] | None = Field(
+        None, description="what a user model trains and is tested on (default digits); built-ins have theirs"
     )
     exit_policy: ExitPolicyRef = Field(
         default_factory=lambda: ExitPolicyRef(name="predictive_exit"),
@@ -114,14 +122,21 @@ class EdgeSpec(StrictModel):
         description="an edge server requests may be offloaded to (unset: every request runs on its device)",
     )
 
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, name: str) -> str:
-        from workloads.edge.models import EXIT_MODELS
+    @model_validator(mode="after")
+    def _known_model(self) -> EdgeSpec:
+        from workloads.edge.models import EXIT_MODELS, check_user_model
 
-        if name not in EXIT_MODELS:
-            raise ValueError(f"unknown multi-exit model {name!r}; known: {', '.join(EXIT_MODELS)}")
-        return name
+        if self.model in EXIT_MODELS:  # built-in: known without torch
+            if self.model_kwargs:
+                raise ValueError(f"@model_kwargs: built-in model {self.model!r} takes none")
+            if self.dataset is not None:
+                raise ValueError(f"@dataset: built-in model {self.model!r} has its own; leave dataset out")
+            return self
+        try:
+            check_user_model(self.model, self.model_kwargs, self.dataset or "digits")
+        except ConfigError as exc:
+            raise ValueError("; ".join(SUBFIELD_MARK + p for p in exc.problems)) from None
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> EdgeSpec:

@@ -178,7 +178,7 @@ class EdgeWorld:
         self.spec = spec
         self.kernel = kernel
         self.env = kernel.env
-        self.model = load_exit_model(spec.model)
+        self.model = load_exit_model(spec.model, spec.model_kwargs, spec.dataset)
         self.plan = SamplePlan(self.model, spec.exit_policy.build())
         self.governor = spec.dvfs.build()
         self._profiled: list[list | None] = []  # per device: SamplePlan.profiled, or None (analytic)

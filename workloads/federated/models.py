@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workloads.user_models import materialise
+
 # Parameters whose name starts with this belong to the label side of an anchored model.
 LABEL_PREFIX = "label_"
 
@@ -37,16 +39,6 @@ def _cnn(in_channels: int, side_px: int, channels: tuple[int, ...], n_out: int) 
         side_px //= 2
     layers += [nn.Flatten(), nn.Linear(channels[-1] * side_px * side_px, n_out, device="meta")]
     return nn.Sequential(*layers)
-
-
-def materialise(module: nn.Module) -> nn.Module:
-    """``module`` (built on ``meta``) with uninitialised CPU parameters, in place. Like
-    ``to_empty(device="cpu")``, but by plain ``torch.empty``: ``to_empty`` goes through
-    PyTorch's meta-tensor references, whose first use imports about a second of modules."""
-    for sub in module.modules():
-        for name, p in list(sub.named_parameters(recurse=False)):
-            setattr(sub, name, nn.Parameter(torch.empty(p.shape, dtype=p.dtype)))
-    return module
 
 
 def init_params(model: nn.Module, generator: torch.Generator) -> None:

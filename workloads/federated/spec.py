@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from devices.clients import ClientsConfig
-from sim.config import PolicyRef, StrictModel
+from sim.config import SUBFIELD_MARK, PolicyRef, StrictModel
+from sim.errors import ConfigError
 from workloads.federated.anchors import AnchorConfig
 from workloads.federated.data import DATASETS, PartitionConfig
+
+BUILT_IN_ARCHS = ("mlp", "cnn")
+MODEL_FIELDS = ("model.arch", "model.kwargs")  # where a user's model and its arguments are given
 
 
 class SelectionRef(PolicyRef):
@@ -24,16 +28,20 @@ class ModelConfig(StrictModel):
     """The clients' model: an encoder (``arch``) and a head.
 
     ``mlp``: ``hidden`` fully connected layers (tabular data, flattened images); ``cnn``:
-    conv-ReLU-pool blocks of ``channels`` (images). ``head``: ``linear`` (a linear layer to
-    the classes), ``anchored`` (FedAlign's label-anchored head: the encoder outputs
-    ``rep_dim`` values, dotted with L2-normalised label representations of the
-    ``anchors``), or empty: what the aggregation policy asks for (``anchored`` for
-    ``label_anchored``, else ``linear``).
+    conv-ReLU-pool blocks of ``channels`` (images); or a user's ``nn.Module``: a name
+    registered in the ``model`` family or ``module:factory``, built as
+    ``factory(input_shape=..., num_classes=..., **kwargs)`` (docs/extending.md). ``head``:
+    ``linear`` (a linear layer to the classes), ``anchored`` (FedAlign's label-anchored
+    head: the encoder outputs ``rep_dim`` values, dotted with L2-normalised label
+    representations of the ``anchors``), or empty: what the aggregation policy asks for
+    (``anchored`` for ``label_anchored``, else ``linear``).
     """
 
-    arch: Literal["mlp", "cnn"] = Field(
-        "mlp",
-        description="encoder: mlp (fully connected; tabular or flattened images) or cnn (image datasets)",
+    arch: str = Field(
+        "mlp", description="mlp, cnn, or a user's model: a registered model name or module:factory"
+    )
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of a user model's factory"
     )
     hidden: list[PositiveInt] = Field(
         default_factory=lambda: [32], description="mlp: width of each hidden layer"
@@ -178,6 +186,21 @@ class FederatedSpec(StrictModel):
         input_shape, classes = dataset_shape(self.dataset)
         if self.model.arch == "cnn" and len(input_shape) != 3:
             raise ValueError(f"@model.arch: 'cnn' needs an image dataset; {self.dataset!r} is tabular")
+        if self.model.arch in BUILT_IN_ARCHS and self.model.kwargs:
+            raise ValueError(
+                f"@model.kwargs: built-in arch {self.model.arch!r} takes none; set hidden or channels"
+            )
+        if self.model.arch not in BUILT_IN_ARCHS:  # a user's model: build it and run it stacked
+            from workloads.user_models import build_stackable
+
+            head = self.model.head or wants or "linear"
+            n_out = self.model.rep_dim if head == "anchored" else classes
+            try:
+                build_stackable(
+                    self.model.arch, self.model.kwargs, MODEL_FIELDS, BUILT_IN_ARCHS, input_shape, n_out
+                )
+            except ConfigError as exc:
+                raise ValueError("; ".join(SUBFIELD_MARK + p for p in exc.problems)) from None
         if self.partition.scheme == "exclusive" and self.partition.classes_per_client > classes:
             raise ValueError(
                 f"@partition.classes_per_client: {self.partition.classes_per_client} is more than the "

@@ -47,6 +47,7 @@ from policies.federated.base import ClientFit, Phase
 from sim.errors import ConfigError
 from workloads.cache import cache_dir, pinned_threads, write_atomic
 from workloads.federated.models import LABEL_PREFIX
+from workloads.user_models import source_digest
 
 # Rows per forward when scoring or evaluating many samples: bounds the memory of a gather.
 CHUNK_ROWS = 1024
@@ -479,7 +480,8 @@ def forward_flops_per_sample(model: nn.Module, input_shape: tuple[int, ...]) -> 
     and torch version: FlopCounterMode's first use in a process imports torch._dynamo,
     several seconds, more than a small run's whole simulation."""
     shapes = [(n, list(p.shape)) for n, p in model.named_parameters()]
-    key = json.dumps([torch.__version__, list(input_shape), repr(model), shapes])
+    # the module classes' source: a user's model edited in place is counted again
+    key = json.dumps([torch.__version__, list(input_shape), repr(model), shapes, source_digest(None, model)])
     path = cache_dir() / "federated-flops" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
     try:
         cached = json.loads(path.read_text())

@@ -35,7 +35,7 @@ from workloads.cache import pinned_threads
 from workloads.federated.anchors import label_anchors
 from workloads.federated.data import Dataset, load_dataset, partition
 from workloads.federated.models import CNN, MLP, Anchored
-from workloads.federated.spec import FederatedSpec, ModelConfig
+from workloads.federated.spec import BUILT_IN_ARCHS, MODEL_FIELDS, FederatedSpec, ModelConfig
 from workloads.federated.training import (
     LocalTraining,
     check_stacked,
@@ -45,6 +45,7 @@ from workloads.federated.training import (
     pseudo_labels,
     train_clients,
 )
+from workloads.user_models import build_stackable, materialise, seeded_init
 
 OUTCOMES = ("kept", "dropped", "straggler", "late", "stale")
 KEPT, DROPPED, STRAGGLER, LATE, STALE = range(5)
@@ -80,8 +81,11 @@ def build_model(cfg: ModelConfig, head: str, data: Dataset, kernel: Kernel) -> t
     n_out = cfg.rep_dim if head == "anchored" else data.num_classes
     if cfg.arch == "cnn":
         encoder = CNN(data.input_shape, tuple(cfg.channels), n_out, generator=generator)
-    else:
+    elif cfg.arch == "mlp":
         encoder = MLP(math.prod(data.input_shape), tuple(cfg.hidden), n_out, generator=generator)
+    else:  # a user's model (checked when the scenario was validated)
+        model = build_stackable(cfg.arch, cfg.kwargs, MODEL_FIELDS, BUILT_IN_ARCHS, data.input_shape, n_out)
+        encoder = seeded_init(materialise(model), generator)
     if head == "linear":
         return encoder
     anchors = label_anchors(cfg.anchors, data.name, data.class_names)

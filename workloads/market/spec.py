@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -30,14 +30,24 @@ class UserChoiceRef(PolicyRef):
     family = "user_choice"
 
 
-class ModelConfig(StrictModel):
-    """A predictor's network: ``logistic`` (one linear layer, the reference) or ``mlp`` (one
-    hidden ReLU layer of ``hidden`` units)."""
+BUILT_IN_ARCHS = ("logistic", "mlp")
 
-    arch: Literal["logistic", "mlp"] = Field(
-        "logistic", description="logistic: one linear layer (the reference); mlp: one hidden ReLU layer"
+
+class ModelConfig(StrictModel):
+    """A predictor's network: ``logistic`` (one linear layer, the reference), ``mlp`` (one
+    hidden ReLU layer of ``hidden`` units), or a user's ``nn.Module``: a name registered in
+    the ``model`` family or ``module:factory``, built as ``factory(input_shape=(features,),
+    num_classes=..., **kwargs)`` and trained stacked by ``torch.func`` (docs/extending.md)."""
+
+    arch: str = Field(
+        "logistic",
+        description="logistic: one linear layer (the reference); mlp: one hidden ReLU layer; "
+        "or a user's model: a registered model name or module:factory",
     )
     hidden: PositiveInt = Field(64, description="hidden units of an mlp")
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of a user model's factory"
+    )
 
 
 class DeviceConfig(StrictModel):
@@ -134,10 +144,35 @@ class MarketSpec(StrictModel):
             pool, classes = pool_size(self.data)
         except ConfigError as exc:
             raise ValueError("; ".join(SUBFIELD_MARK + p for p in exc.problems)) from None
-        problems = fit_problems(self, pool, classes)
+        problems = fit_problems(self, pool, classes) + self._model_problems()
         if problems:
             raise ValueError("; ".join(SUBFIELD_MARK + p for p in problems))
         return self
+
+    def _model_problems(self) -> list[str]:
+        """A built-in arch takes no kwargs; a user's model must build and run stacked on the data."""
+        problems = []
+        for i, g in enumerate(self.predictors):
+            where = f"predictors.{i}.model"
+            if g.model.arch in BUILT_IN_ARCHS:
+                if g.model.kwargs:
+                    problems.append(f"{where}.kwargs: built-in arch {g.model.arch!r} takes none")
+                continue
+            if self.engine == "loop":
+                problems.append(f"engine: 'loop' runs the built-in archs only; {where}.arch is a user model")
+                continue
+            from workloads.market.data import load_data
+            from workloads.user_models import build_stackable
+
+            data = load_data(self.data)
+            fields = (f"{where}.arch", f"{where}.kwargs")
+            try:
+                build_stackable(
+                    g.model.arch, g.model.kwargs, fields, BUILT_IN_ARCHS, (data.n_features,), data.n_classes
+                )
+            except ConfigError as exc:
+                problems += exc.problems
+        return problems
 
     def predictor_names(self) -> list[str]:
         """Every predictor's name: its group's name, numbered from 0 when the group has several."""

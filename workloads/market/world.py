@@ -13,9 +13,11 @@ worker) see the same users, seed data, initial parameters and minibatch orders.
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +34,16 @@ from sim.recorder import Table
 from workloads.cache import pinned_threads
 from workloads.market.data import MarketData, load_data
 from workloads.market.metrics import market_quality
-from workloads.market.predictors import LoopGroup, Pool, RetrainJob, StackedGroup, init_layers, layer_sizes
-from workloads.market.spec import MarketSpec, PredictorGroup, fit_problems
+from workloads.market.predictors import (
+    LoopGroup,
+    ModuleGroup,
+    Pool,
+    RetrainJob,
+    StackedGroup,
+    init_layers,
+    layer_sizes,
+)
+from workloads.market.spec import BUILT_IN_ARCHS, MarketSpec, PredictorGroup, fit_problems
 from workloads.streams import arrivals, read_trace
 
 USER_COLUMNS = {
@@ -54,8 +64,8 @@ class Group:
     """One group of predictors: its config, engine, purchase policy and global indices."""
 
     spec: PredictorGroup
-    sizes: list[tuple[int, int]]
-    engine: Any  # StackedGroup or LoopGroup
+    init: Callable[[np.random.Generator], list[np.ndarray]]  # one predictor's fresh parameters
+    engine: Any  # StackedGroup, LoopGroup or ModuleGroup
     policy: Any
     rng: np.random.Generator
     part: slice
@@ -106,12 +116,20 @@ class MarketWorld:
         self.names = spec.predictor_names()
         self.local: list[tuple[Group, int]] = []  # each predictor's group and index in it
         for g in spec.predictors:
-            sizes = layer_sizes(g.model, data.n_features, data.n_classes)
+            if g.model.arch in BUILT_IN_ARCHS:
+                sizes = layer_sizes(g.model, data.n_features, data.n_classes)
+                built = engine(sizes, g.count, pool, spec.training.lr)
+                init = functools.partial(init_layers, sizes=sizes)
+            else:  # a user's module (checked at validation), on the general stacked path
+                built = ModuleGroup.of(
+                    g.model, data.n_features, data.n_classes, g.count, pool, spec.training.lr
+                )
+                init = built.init
             part = slice(len(self.local), len(self.local) + g.count)
             group = Group(
                 g,
-                sizes,
-                engine(sizes, g.count, pool, spec.training.lr),
+                init,
+                built,
                 g.purchase.build(),
                 kernel.rng(f"market/purchase/{g.name}"),
                 part,
@@ -167,9 +185,7 @@ class MarketWorld:
             if not mine:
                 continue
             jobs = [
-                RetrainJob(
-                    i - group.part.start, init_layers(self._init_rng[i], group.sizes), self._batches(i)
-                )
+                RetrainJob(i - group.part.start, group.init(self._init_rng[i]), self._batches(i))
                 for i in mine
             ]
             group.engine.retrain(jobs)

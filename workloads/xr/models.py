@@ -18,12 +18,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import importlib
-import inspect
 import json
 import math
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,10 +30,10 @@ from torch import nn
 
 import devices.cost
 from devices.cost import Layer, extract_layers
-from sim import registry
 from sim.errors import ConfigError
 from sim.kernel import torch_generator
 from sim.registry import register
+from workloads import user_models
 from workloads.cache import cache_dir, load_checked, save_checked
 
 
@@ -964,15 +960,7 @@ def resolve(task: str) -> Callable[..., nn.Module]:
     ``nn.Module`` class, with an ``input_shape`` class attribute) or is named directly
     as ``module:factory`` (importable from the working folder).
     """
-    if ":" not in task:
-        return registry.get("model", task)
-    module_name, _, attr = task.partition(":")
-    if os.getcwd() not in sys.path:  # a module beside the user, as `python -m` would find it
-        sys.path.insert(0, os.getcwd())
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"task: cannot import {task!r} ({exc})") from None
+    return user_models.resolve(task, "task")
 
 
 def input_shape(task: str, given: tuple[int, ...] | None = None) -> tuple[int, ...]:
@@ -996,30 +984,11 @@ def build_model(
     """The model of ``task`` (built with ``kwargs``) in eval mode; on a real device its random
     weights come from ``seed`` (uniform +-1/sqrt(fan_in), biases 0, norm scales 1), never from
     global RNG."""
-    factory = resolve(task)
-    with torch.device("meta"):
-        try:
-            model = factory(**(kwargs or {}))
-        except TypeError as exc:
-            raise ConfigError(f"task_kwargs: {task!r} does not take {kwargs} ({exc})") from None
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"task: {task!r} returned {type(model).__name__}, not a torch nn.Module")
-    model.eval()
+    model = user_models.build(task, kwargs or {}, "task", "task_kwargs")
     if torch.device(device).type == "meta":
         return model
     model.to_empty(device=device)
-    gen = torch_generator(seed, f"xr-model/{task}")
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if param.dim() > 1:
-                bound = 1 / math.sqrt(param[0].numel())
-                param.copy_(torch.empty(param.shape).uniform_(-bound, bound, generator=gen))
-            else:
-                param.fill_(0.0 if name.endswith("bias") else 1.0)
-        for module in model.modules():
-            if hasattr(module, "reset_running_stats"):  # batch-norm statistics
-                module.reset_running_stats()
-    return model
+    return user_models.seeded_init(model, torch_generator(seed, f"xr-model/{task}"))
 
 
 def example_input(
@@ -1055,13 +1024,8 @@ def _model_key(model: nn.Module, task: str, kwargs: dict[str, Any], shape: tuple
     """Cache key of a model's layers: the tracer, the source files of its factory and of every
     module class in it (a user's model edited in place is traced again), its constructor
     arguments and its input shape."""
-    h = hashlib.sha256(_source_key().encode())
-    h.update(json.dumps([task, kwargs, list(shape)], sort_keys=True, default=str).encode())
-    objects = [resolve(task), *(type(m) for m in model.modules())]  # the factory and every module class
-    files = {inspect.getsourcefile(obj) for obj in objects}
-    for file in sorted(f for f in files if f):
-        h.update(Path(file).read_bytes())
-    return h.hexdigest()[:16]
+    digest = user_models.source_digest(task, model, kwargs, list(shape))
+    return hashlib.sha256((_source_key() + digest).encode()).hexdigest()[:16]
 
 
 @functools.cache

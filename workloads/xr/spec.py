@@ -16,6 +16,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_
 from devices.hardware import HardwareConfig
 from sim import registry
 from sim.config import SUBFIELD_MARK, PolicyRef, StrictModel
+from sim.errors import ConfigError
 from workloads.streams import ArrivalConfig, VariationConfig
 from workloads.xr.tasks import TASKS
 
@@ -108,15 +109,6 @@ class ModelStream(StrictModel):
     def _one_or_many(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
 
-    @field_validator("task")
-    @classmethod
-    def _known_task(cls, task: str | None) -> str | None:
-        if task is not None and task not in TASKS:  # built-in names are known without torch
-            from workloads.xr.models import resolve
-
-            resolve(task)
-        return task
-
     @field_validator("supernet")
     @classmethod
     def _known_supernet(cls, name: str | None) -> str | None:
@@ -156,7 +148,12 @@ class ModelStream(StrictModel):
         if self.task not in TASKS or self.task_kwargs or self.input_shape:  # a user's model: build and run it
             from workloads.xr.models import check_model
 
-            check_model(self.task, self.task_kwargs, tuple(self.input_shape) if self.input_shape else None)
+            try:
+                check_model(
+                    self.task, self.task_kwargs, tuple(self.input_shape) if self.input_shape else None
+                )
+            except ConfigError as exc:  # "task: ..." lines: fields of this model
+                raise ValueError("; ".join(SUBFIELD_MARK + p for p in exc.problems)) from None
         if self.depends_on and self.arrival != ArrivalConfig():
             raise ValueError("a dependent model takes its frames from upstream; remove `arrival`")
         return self
