@@ -153,10 +153,15 @@ def _widths(net: MultiExitNet) -> list[int]:
     return [head[-1].in_features // multiexit.RECIPE["fine_head_pool"] ** 2 for head in net.heads]
 
 
-def _train_predictors(net: MultiExitNet, images: torch.Tensor, cfg: PruningConfig) -> dict[int, nn.Module]:
+def _train_predictors(
+    net: MultiExitNet, images: torch.Tensor, cfg: PruningConfig
+) -> tuple[dict[int, nn.Module], dict[str, list[float]]]:
     """One predictor per gated stage, trained in order: stage k's on the inputs the gated
-    stages before it produce, against :func:`mask_targets` of its dense output."""
+    stages before it produce, against :func:`mask_targets` of its dense output. Also, per
+    gated stage on these training inputs: the share of filter decisions equal to the target,
+    the share of target filters kept (recall), and the shares of filters kept and targeted."""
     widths, predictors = _widths(net), {}
+    quality: dict[str, list[float]] = {"agreement": [], "recall": [], "kept_share": [], "target_share": []}
     shuffle = torch_generator(SEED, "dynamic_pruning/shuffle")
     with torch.no_grad():
         x = net.stem(images)
@@ -182,9 +187,15 @@ def _train_predictors(net: MultiExitNet, images: torch.Tensor, cfg: PruningConfi
                     opt.step()
             predictors[k] = pred.eval()
             with torch.no_grad():
-                y = y * _keep(pred(x), cfg.keep_threshold)[:, :, None, None]
+                keep = _keep(pred(x), cfg.keep_threshold)
+                y = y * keep[:, :, None, None]
+            wanted = target.bool()
+            quality["agreement"].append(float((keep == wanted).float().mean()))
+            quality["recall"].append(float((keep & wanted).sum() / wanted.sum()))
+            quality["kept_share"].append(float(keep.float().mean()))
+            quality["target_share"].append(float(target.mean()))
         x = y
-    return predictors
+    return predictors, quality
 
 
 # --- costs -----------------------------------------------------------------------------
@@ -358,9 +369,10 @@ def _train(name: str, cfg: PruningConfig) -> dict:
     net = multiexit.trained_model(parent_name)
     data = multiexit._dataset(multiexit._SPECS[parent_name]["dataset"])  # the parent's own splits
     start = time.perf_counter()
-    log: dict[str, float] = {}
+    log: dict[str, object] = {}
     if kind == "dynamic":
-        predictors = _train_predictors(net, data.images[data.train], cfg)
+        predictors, quality = _train_predictors(net, data.images[data.train], cfg)
+        log.update(quality)
         gated = GatedNet(net, predictors, {}, cfg.keep_threshold)
         saved: dict = {"predictors": {str(k): p.state_dict() for k, p in predictors.items()}}
     else:
@@ -458,3 +470,122 @@ def pruned_network(name: str, **constants: float) -> GatedNet:
         pred.load_state_dict(saved["predictors"][str(k)])
     masks = {int(k): m for k, m in saved.get("masks", {}).items()}
     return GatedNet(net, predictors, masks, cfg.keep_threshold).eval()
+
+
+# --- accuracy against MACs -------------------------------------------------------------
+
+
+def _wilson(correct: np.ndarray) -> tuple[float, float]:
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(correct.sum()), len(correct)).proportion_ci(0.95, method="wilson")
+    return ci.low, ci.high
+
+
+def _paired_diff(a: np.ndarray, b: np.ndarray, name: str) -> tuple[float, float, float]:
+    """``mean(a) - mean(b)`` and its 95 % percentile-bootstrap interval over the same test
+    samples (resampled from a stream seeded by ``name``)."""
+    from scipy.stats import bootstrap
+
+    ci = bootstrap(
+        (a.astype(float), b.astype(float)),
+        lambda x, y, axis: x.mean(axis) - y.mean(axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=4000,
+        method="percentile",
+        rng=np.random.Generator(np.random.PCG64(int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))),
+    ).confidence_interval
+    return float(a.mean() - b.mean()), ci.low, ci.high
+
+
+def comparison(mass_fractions: tuple[float, ...], parent: str = "vgg_shapes") -> list[dict[str, object]]:
+    """Final-exit test accuracy (Wilson 95 % interval) and mean MACs per sample of the plain
+    network, dynamic pruning at each mass fraction, and the static L1 baseline matched to it;
+    each pruned row with its paired-bootstrap accuracy change against the plain network, and
+    the dynamic row against its static twin."""
+    plain = multiexit.load_exit_model(parent)
+    labels = plain.test_labels
+    plain_ok = plain.test_probs[-1].argmax(-1) == labels
+    plain_macs = float(multiexit.exit_macs(plain)[-1])
+
+    def row(label: str, model: ExitModel, ok: np.ndarray, macs: float) -> dict[str, object]:
+        low, high = _wilson(ok)
+        return {
+            "model": label,
+            "accuracy": ok.mean(),
+            "ci": (low, high),
+            "macs": macs,
+            "macs_share": macs / plain_macs,
+        }
+
+    rows = [row(f"{parent} (plain)", plain, plain_ok, plain_macs)]
+    dyn_name, static_name = (
+        next(n for n, (p, k, _) in MODELS.items() if p == parent and k == kind)
+        for kind in ("dynamic", "static")
+    )
+    for fraction in mass_fractions:
+        found = {}
+        for name in (dyn_name, static_name):
+            model = load_pruned_model(name, mass_fraction=fraction)
+            seg_macs, _, head_macs, _ = model.test_part_costs
+            ok = model.test_probs[-1].argmax(-1) == labels
+            found[name] = ok
+            r = row(
+                f"{name} mass_fraction={fraction}",
+                model,
+                ok,
+                float((seg_macs.sum(1) + head_macs[:, -1]).mean()),
+            )
+            r["vs_plain"] = _paired_diff(ok, plain_ok, f"{name}/{fraction}/plain")
+            if "test_accuracy_before_finetune" in model.log:
+                r["before_finetune"] = model.log["test_accuracy_before_finetune"]
+            rows.append(r)
+        rows[-2]["vs_static"] = _paired_diff(found[dyn_name], found[static_name], f"{fraction}/static")
+    return rows
+
+
+def _diff(r: dict[str, object], key: str) -> str:
+    if key not in r:
+        return ""
+    est, low, high = r[key]
+    return f"{100 * est:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
+
+
+def _table(rows: list[dict[str, object]]) -> str:
+    lines = [
+        "| model | accuracy % [95 % CI] | MMAC/sample | MACs vs plain "
+        "| vs plain, pt [95 % CI] | dynamic vs static, pt [95 % CI] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        low, high = r["ci"]
+        extra = f" (before fine-tuning: {100 * r['before_finetune']:.2f})" if "before_finetune" in r else ""
+        lines.append(
+            f"| {r['model']} | {100 * r['accuracy']:.2f} [{100 * low:.2f}, {100 * high:.2f}]{extra} "
+            f"| {r['macs'] / 1e6:.3f} | {100 * r['macs_share']:.1f} % | {_diff(r, 'vs_plain')} "
+            f"| {_diff(r, 'vs_static')} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m workloads.dynamic_pruning [--mass-fractions F ...]``: the accuracy-MACs table."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--mass-fractions", type=float, nargs="+", default=[0.8, 0.9, 0.95])
+    args = parser.parse_args(argv)
+    try:
+        for fraction in args.mass_fractions:
+            settings(mass_fraction=fraction)
+        print(_table(comparison(tuple(args.mass_fractions))))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -71,10 +71,12 @@ class EdgeSpec(StrictModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        from workloads.edge.models import EXIT_MODELS
+        from workloads.edge.models import EXIT_MODELS, PRUNED_MODELS
 
-        if name not in EXIT_MODELS:
-            raise ValueError(f"unknown multi-exit model {name!r}; known: {', '.join(EXIT_MODELS)}")
+        if name not in EXIT_MODELS + PRUNED_MODELS:
+            raise ValueError(
+                f"unknown multi-exit model {name!r}; known: {', '.join(EXIT_MODELS + PRUNED_MODELS)}"
+            )
         return name
 
     @model_validator(mode="after")
