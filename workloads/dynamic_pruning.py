@@ -1,30 +1,33 @@
-"""Dynamic (per-input) channel pruning of the fine-grained VGG, and its static L1 baseline.
+"""Dynamic (per-input) channel pruning of the fine-grained shapes networks, and its static L1 baseline.
 
 A reconstruction of "Fire Together Wire Together" (FTWT; Elkerdawy et al., CVPR 2022):
 before each gated layer, a small **mask predictor** (global average pool of the layer's
-input, the previous layer's gated activation, then a linear layer with one logit per
-filter) decides which of the layer's filters run for this input; a filter whose sigmoid
-is at most ``keep_threshold`` is not computed (its output channel is zero), which saves
-its own MACs and the next layer's MACs on that input channel. The predictor is trained
-as self-supervised binary classification: the target of a filter is 1 if it is among
-the top-k of the layer's dense output for this input, filters ranked by the peak
-``max |a|`` of their map (FTWT's criterion), with k per input the smallest number whose
-peaks hold at least ``mass_fraction`` of the layer's total (FTWT keeps filters while the
-running share stays at or below the threshold; we include the filter that crosses it, so
-``mass_fraction=1`` keeps every active filter).
+input, then a linear layer with one logit per filter) decides which of the layer's
+filters run for this input; a filter whose sigmoid is at most ``keep_threshold`` is not
+computed (its channel is zero), which saves its own MACs and the next layer's MACs on
+that channel. In ``vgg_shapes`` a layer's filters are gated and its input is the
+previous layer's gated activation; in ``resnet_shapes`` each residual block's first
+convolution is gated, inside the block (Li et al.'s scheme), so the residual stream keeps
+its shape. The predictor is trained as self-supervised binary classification: the
+target of a filter is 1 if it is among the top-k of the gated activation (dense) for this
+input, filters ranked by the peak ``max |a|`` of their map (FTWT's criterion), with k per
+input the smallest number whose peaks hold at least ``mass_fraction`` of the layer's
+total (FTWT keeps filters while the running share stays at or below the threshold; we
+include the filter that crosses it, so ``mass_fraction=1`` keeps every active filter).
 
 Assumed where the paper differs or is silent (each a field of :class:`PruningConfig`):
-the task network is not retrained (the issue asks for predictors trained separately;
-FTWT's "decoupled" mode trains them on detached inputs but still fine-tunes the
-backbone), the predictors are trained one layer after the other on the inputs that the
-already-gated earlier layers produce, the first layer is dense (its predictor would see
-only the image's three channel means), and at least one filter always runs.
+by default the task network is not retrained (the issue asks for predictors trained
+separately; FTWT's "decoupled" mode trains them on detached inputs but also trains the
+backbone under the masks, which ``dynamic_finetune_epochs`` adds, with the predictors
+frozen); the predictors are trained one layer after the other on the inputs that the
+already-gated earlier layers produce; the VGG's first layer is dense (its predictor would
+see only the image's three channel means); at least one filter always runs.
 
 The static baseline is L1 filter pruning (Li et al., ICLR 2017): every gated layer keeps
 the same share of its filters with the largest L1 norms, chosen so that its MACs match
 the dynamic model's mean on the calib split, then the network is fine-tuned with the
-parent's exit-weighted loss. Both models are served by the ``edge`` kind like any exit
-model; each test sample carries the MACs and bytes of its own mask (:func:`gated_costs`).
+parent's exit-weighted loss. Both are served by the ``edge`` kind like any exit model;
+each test sample carries the MACs and bytes of its own mask (:func:`gated_costs`).
 """
 
 from __future__ import annotations
@@ -64,12 +67,16 @@ class PruningConfig(StrictModel):
     lr: PositiveFloat = 0.01  # Adam
     finetune_epochs: PositiveInt = 3  # static baseline: fine-tuning after L1 pruning
     finetune_lr: PositiveFloat = 0.01
+    # dynamic: epochs of fine-tuning the network under its frozen predictors' masks (0: none)
+    dynamic_finetune_epochs: NonNegativeInt = 0
 
 
 # Models the edge kind can select: name -> (parent exit model, dynamic or static, constants).
 MODELS: dict[str, tuple[str, str, dict[str, float]]] = {
     "vgg_shapes_dynprune": ("vgg_shapes", "dynamic", {}),
     "vgg_shapes_l1prune": ("vgg_shapes", "static", {}),  # MACs matched to vgg_shapes_dynprune
+    "resnet_shapes_dynprune": ("resnet_shapes", "dynamic", {"first_gated_layer": 0}),
+    "resnet_shapes_l1prune": ("resnet_shapes", "static", {"first_gated_layer": 0}),
 }
 
 
@@ -105,13 +112,26 @@ def _keep(logits: torch.Tensor, threshold: float) -> torch.Tensor:
     return keep
 
 
+def _stage(stage: nn.Module, x: torch.Tensor, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage output with its gated channels multiplied by ``keep`` (None: dense), and the gated
+    channels' dense activation: a VGG layer's output, or a residual block's first
+    conv-BN-ReLU (pruned inside the block, as Li et al. do, so the residual stream keeps its shape)."""
+    if isinstance(stage, multiexit.BasicBlock):
+        inner = stage.relu(stage.bn1(stage.conv1(x)))
+        gated = inner if keep is None else inner * keep[:, :, None, None]
+        return stage.relu(stage.bn2(stage.conv2(gated)) + stage.skip(x)), inner
+    y = stage(x)
+    return (y if keep is None else y * keep[:, :, None, None]), y
+
+
 class GatedNet(nn.Module):
     """A trained :class:`MultiExitNet` whose gated layers run only the filters of a mask.
 
-    Stage k's output channels are multiplied by a mask: ``masks[k]`` (a fixed ``[C_k]``
-    vector: static pruning) where given, else the keep decision of ``predictors[k]`` on the
-    stage's input (dynamic pruning), else ones. :meth:`forward` returns every exit's logits
-    and records the masks it used in ``self.kept`` (bool ``[n, C_k]`` per stage).
+    Stage k's gated channels (:func:`_stage`) are multiplied by a mask: ``masks[k]`` (a
+    fixed ``[C_k]`` vector: static pruning) where given, else the keep decision of
+    ``predictors[k]`` on the stage's input (dynamic pruning), else ones. :meth:`forward`
+    returns every exit's logits and records the masks it used in ``self.kept`` (bool
+    ``[n, C_k]`` per stage).
     """
 
     def __init__(
@@ -126,6 +146,7 @@ class GatedNet(nn.Module):
         self.predictors = nn.ModuleDict({str(k): p for k, p in predictors.items()})
         self.masks = masks
         self.threshold = threshold
+        self.widths = _widths(net)
         self.kept: list[torch.Tensor] = []
 
     @property
@@ -136,21 +157,25 @@ class GatedNet(nn.Module):
         x = self.net.stem(x)
         exits, self.kept = [], []
         for k, (stage, head) in enumerate(zip(self.net.stages, self.net.heads, strict=True)):
-            y = stage(x)
+            keep = None
             if k in self.masks:
-                keep = self.masks[k].expand(len(y), -1)
+                keep = self.masks[k].expand(len(x), -1)
             elif str(k) in self.predictors:
                 keep = _keep(self.predictors[str(k)](x), self.threshold)
-            else:
-                keep = torch.ones(y.shape[:2], dtype=torch.bool)
-            x = y * keep[:, :, None, None]
-            self.kept.append(keep)
+            x, _ = _stage(stage, x, keep)
+            self.kept.append(torch.ones(len(x), self.widths[k], dtype=torch.bool) if keep is None else keep)
             exits.append(head(x))
         return exits
 
 
+def _conv(stage: nn.Module) -> nn.Conv2d:
+    """The stage's gated convolution: its first (a VGG layer's only one, a block's ``conv1``)."""
+    return next(m for m in stage.modules() if isinstance(m, nn.Conv2d))
+
+
 def _widths(net: MultiExitNet) -> list[int]:
-    return [head[-1].in_features // multiexit.RECIPE["fine_head_pool"] ** 2 for head in net.heads]
+    """Per stage, the filters a mask gates."""
+    return [_conv(stage).out_channels for stage in net.stages]
 
 
 def _train_predictors(
@@ -167,7 +192,7 @@ def _train_predictors(
         x = net.stem(images)
     for k, stage in enumerate(net.stages):
         with torch.no_grad():
-            y = stage(x)
+            y, inner = _stage(stage, x, None)
         if k >= cfg.first_gated_layer:
             cin = x.shape[1]
             pred = _predictor(cin, widths[k])
@@ -177,7 +202,7 @@ def _train_predictors(
                 pred[-1].weight.uniform_(-bound, bound, generator=gen)
                 pred[-1].bias.zero_()
                 pooled = x.mean((2, 3))
-            target = mask_targets(y, cfg.mass_fraction).float()
+            target = mask_targets(inner, cfg.mass_fraction).float()
             opt = torch.optim.Adam(pred.parameters(), lr=cfg.lr)
             for _ in range(cfg.epochs):
                 for idx in torch.randperm(len(x), generator=shuffle).split(cfg.batch):
@@ -188,7 +213,7 @@ def _train_predictors(
             predictors[k] = pred.eval()
             with torch.no_grad():
                 keep = _keep(pred(x), cfg.keep_threshold)
-                y = y * keep[:, :, None, None]
+                y, _ = _stage(stage, x, keep)
             wanted = target.bool()
             quality["agreement"].append(float((keep == wanted).float().mean()))
             quality["recall"].append(float((keep & wanted).sum() / wanted.sum()))
@@ -201,26 +226,42 @@ def _train_predictors(
 # --- costs -----------------------------------------------------------------------------
 
 
+def _block_role(layer: Layer, k: int) -> tuple[int, int]:
+    """Share columns of a residual block's layer: ``conv1`` makes the gated channels, its BN and
+    first ReLU see them, ``conv2`` reads them; the stem, the skip path, the sum and the last
+    ReLU are the residual stream, never pruned (column 0)."""
+    name = layer.name.removeprefix(f"stages.{k}.")
+    if name == "conv1":
+        return 0, k + 1
+    if name in ("bn1", "relu"):
+        return k + 1, k + 1
+    return (k + 1, 0) if name == "conv2" else (0, 0)
+
+
 def _roles(segments, heads) -> tuple[list[tuple[Layer, int, int]], list[int]]:
-    """Each layer with the share columns of its input and output channels, and its part
-    (segment k, or ``n_exits + k`` for head k). In stage k (share column k + 1; column k its
-    input): layers before the convolution (pooling, the mask predictor) see the input's
-    channels; the convolution maps input to output channels; later layers see the output's.
-    A linear layer's outputs are logits, never pruned: column 0, always 1."""
+    """Each layer with the share columns of its input and output channels (column k + 1: stage
+    k's gated share; column 0: always 1), and its part (segment k, or ``n_exits + k`` for head
+    k). In a VGG stage, layers before the convolution (pooling, the mask predictor) see the
+    input's channels (column k), the convolution maps input to output channels, later layers
+    and the exit head see the output's; a linear layer's logits are never pruned. Residual
+    blocks: :func:`_block_role`."""
     n_exits = len(segments)
     roles, part = [], []
     for k, layers in enumerate(segments):
+        block = any(x.name == f"stages.{k}.conv1" for x in layers)
         col = k
         for layer in layers:
-            if layer.op == "conv":
+            if block:
+                roles.append((layer, *_block_role(layer, k)))
+            elif layer.op == "conv":
                 roles.append((layer, k, k + 1))
                 col = k + 1
             else:
                 roles.append((layer, col, 0 if layer.op == "linear" else col))
             part.append(k)
-    for k, layers in enumerate(heads):
-        for layer in layers:
-            roles.append((layer, k + 1, 0 if layer.op == "linear" else k + 1))
+        for layer in heads[k]:
+            col = 0 if block else k + 1
+            roles.append((layer, col, 0 if layer.op == "linear" else col))
             part.append(n_exits + k)
     return roles, part
 
@@ -234,8 +275,8 @@ def gated_costs(
     A pruned filter saves its convolution's MACs and weights, its share of the per-channel
     layers that follow (BN, ReLU, pooling, the next mask predictor, the exit head) and its
     input channel of the next convolution or linear layer; biases and logits are never
-    pruned. Layers are a VGG stage's: [pooling,] [mask predictor,] one convolution, then
-    per-channel layers."""
+    pruned. A VGG stage is [pooling,] [mask predictor,] one convolution, then per-channel
+    layers; a residual block prunes inside (:func:`_block_role`)."""
     roles, part = _roles(segments, heads)
     full = np.hstack([np.ones((len(shares), 1)), shares])
     f_in = full[:, [i for _, i, _ in roles]]
@@ -305,10 +346,6 @@ def _check_name(name: str) -> None:
         raise ConfigError(f"model: unknown pruned model {name!r}; known pruned models: {', '.join(MODELS)}")
 
 
-def _conv(stage: nn.Module) -> nn.Conv2d:
-    return next(m for m in stage.modules() if isinstance(m, nn.Conv2d))
-
-
 def _forward(gated: GatedNet, images: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Every exit's softmax ``[n_exits, n, classes]`` and the filters each stage computed ``[n, stages]``."""
     gated.eval()
@@ -375,6 +412,10 @@ def _train(name: str, cfg: PruningConfig) -> dict:
         log.update(quality)
         gated = GatedNet(net, predictors, {}, cfg.keep_threshold)
         saved: dict = {"predictors": {str(k): p.state_dict() for k, p in predictors.items()}}
+        if cfg.dynamic_finetune_epochs:
+            gated.predictors.requires_grad_(False)
+            multiexit._fit(gated, parent_name, cfg.dynamic_finetune_epochs, cfg.finetune_lr)
+            saved["weights"] = net.state_dict()
     else:
         twin = next(n for n, (p, k, _) in MODELS.items() if p == parent_name and k == "dynamic")
         dynamic = _load(twin, cfg.model_dump_json())
@@ -499,7 +540,9 @@ def _paired_diff(a: np.ndarray, b: np.ndarray, name: str) -> tuple[float, float,
     return float(a.mean() - b.mean()), ci.low, ci.high
 
 
-def comparison(mass_fractions: tuple[float, ...], parent: str = "vgg_shapes") -> list[dict[str, object]]:
+def comparison(
+    mass_fractions: tuple[float, ...], parent: str = "vgg_shapes", dynamic_finetune_epochs: int = 0
+) -> list[dict[str, object]]:
     """Final-exit test accuracy (Wilson 95 % interval) and mean MACs per sample of the plain
     network, dynamic pruning at each mass fraction, and the static L1 baseline matched to it;
     each pruned row with its paired-bootstrap accuracy change against the plain network, and
@@ -527,12 +570,17 @@ def comparison(mass_fractions: tuple[float, ...], parent: str = "vgg_shapes") ->
     for fraction in mass_fractions:
         found = {}
         for name in (dyn_name, static_name):
-            model = load_pruned_model(name, mass_fraction=fraction)
+            model = load_pruned_model(
+                name, mass_fraction=fraction, dynamic_finetune_epochs=dynamic_finetune_epochs
+            )
             seg_macs, _, head_macs, _ = model.test_part_costs
             ok = model.test_probs[-1].argmax(-1) == labels
             found[name] = ok
+            label = f"{name} mass_fraction={fraction}"
+            if dynamic_finetune_epochs:
+                label += f" dynamic_finetune_epochs={dynamic_finetune_epochs}"
             r = row(
-                f"{name} mass_fraction={fraction}",
+                label,
                 model,
                 ok,
                 float((seg_macs.sum(1) + head_macs[:, -1]).mean()),
@@ -576,11 +624,16 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--mass-fractions", type=float, nargs="+", default=[0.8, 0.9, 0.95])
+    parents = sorted({p for p, _, _ in MODELS.values()}, reverse=True)
+    parser.add_argument("--models", nargs="+", default=parents[:1], choices=parents)
+    parser.add_argument("--dynamic-finetune-epochs", type=int, default=0)
     args = parser.parse_args(argv)
     try:
         for fraction in args.mass_fractions:
-            settings(mass_fraction=fraction)
-        print(_table(comparison(tuple(args.mass_fractions))))
+            settings(mass_fraction=fraction, dynamic_finetune_epochs=args.dynamic_finetune_epochs)
+        for parent in args.models:
+            rows = comparison(tuple(args.mass_fractions), parent, args.dynamic_finetune_epochs)
+            print(_table(rows) + "\n")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -21,7 +21,12 @@ EXIT_MODELS: tuple[str, ...] = (
     "vgg_shapes",
     "resnet_shapes",
 )
-PRUNED_MODELS: tuple[str, ...] = ("vgg_shapes_dynprune", "vgg_shapes_l1prune")
+PRUNED_MODELS: tuple[str, ...] = (
+    "vgg_shapes_dynprune",
+    "vgg_shapes_l1prune",
+    "resnet_shapes_dynprune",
+    "resnet_shapes_l1prune",
+)
 
 
 def load_model(name: str) -> ExitModel:
