@@ -103,6 +103,31 @@ def test_per_sample_macs_and_bytes_under_a_mask_equal_a_hand_count():
     assert with_pred[1, 1] - seg_macs[1, 1] == 4 * 6
 
 
+def test_a_residual_block_is_pruned_inside_and_counted_by_hand():
+    from workloads.multiexit import BasicBlock
+
+    stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+    stages = [BasicBlock(4, 4, 4, 1), BasicBlock(4, 6, 6, 2)]  # the second: strided, 1x1 projection
+    heads = [nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(c * 4, 5)) for c in (4, 6)]
+    net = MultiExitNet(stem, stages, heads).eval()
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        gated = dp.GatedNet(net, {}, {0: torch.ones(4, dtype=torch.bool)}, 0.5)
+        assert all(torch.equal(a, b) for a, b in zip(gated(x), net(x), strict=True))
+    layers = extract_layers(net, torch.zeros(1, 3, 8, 8))
+    segments = [
+        tuple(y for y in layers if y.name.startswith(("stem", "stages.0"))),
+        tuple(y for y in layers if y.name.startswith("stages.1")),
+    ]
+    heads = tuple(tuple(y for y in layers if y.name.startswith(f"heads.{k}.")) for k in range(2))
+    seg_macs, _, head_macs, _ = dp.gated_costs(tuple(segments), heads, np.array([[1 / 4, 3 / 6]]))
+    # stem 64 px x 4 x 3 x 9; block 0: conv1 1 of 4 filters, conv2 reads 1 channel (64 px x 4 x 1 x 9)
+    assert seg_macs[0, 0] == 64 * 4 * 3 * 9 + 64 * 1 * 4 * 9 + 64 * 4 * 1 * 9
+    # block 1 at 4x4: conv1 3 of 6 filters from 4 channels, conv2 reads 3, 1x1 projection 4 -> 6 (dense)
+    assert seg_macs[0, 1] == 16 * 3 * 4 * 9 + 16 * 6 * 3 * 9 + 16 * 6 * 4
+    assert head_macs[0].tolist() == [4 * 4 * 5, 6 * 4 * 5]  # the residual stream is never pruned
+
+
 def test_predictor_training_is_deterministic_and_learns_the_targets():
     net = _tiny_net()
     x = torch.randn(300, 3, 8, 8, generator=torch.Generator().manual_seed(2))
