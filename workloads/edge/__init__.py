@@ -52,9 +52,9 @@ class EdgeKind:
     @staticmethod
     def prepare(spec: EdgeSpec) -> None:
         """Train the model and fill its inference cache once, before a sweep starts its workers."""
-        from workloads.multiexit import load_exit_model
+        from workloads.edge.models import load_model
 
-        load_exit_model(spec.model, spec.model_kwargs, spec.dataset)
+        load_model(spec.model, spec.model_kwargs, spec.dataset)
 
     @staticmethod
     def build(spec: EdgeSpec, kernel: Kernel) -> EdgeWorld:

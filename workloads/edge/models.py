@@ -1,7 +1,8 @@
 """The edge kind's multi-exit models: built-in names and datasets (importable without torch,
 for validation), and the check of a user's own multi-exit module.
 
-:mod:`workloads.multiexit` defines and trains them; a test checks that the lists agree.
+:mod:`workloads.multiexit` defines and trains them, :mod:`workloads.dynamic_pruning` the
+pruned variants; tests check that the lists agree.
 
 A user's model is named like any model (docs/extending.md): a name registered in the
 ``model`` family or ``module:factory``, built as ``factory(input_shape=(C, H, W),
@@ -17,9 +18,12 @@ num_classes=n, **model_kwargs)`` for its ``dataset``. It declares its exits:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.errors import ConfigError
+
+if TYPE_CHECKING:
+    from workloads.multiexit import ExitModel
 
 EXIT_MODELS: tuple[str, ...] = (
     "resnet_digits",
@@ -47,7 +51,7 @@ def check_user_model(ref: str, kwargs: dict[str, Any], dataset: str) -> None:
 
     from workloads import user_models
 
-    user_models.check_known(ref, "model", EXIT_MODELS, "multi-exit model")
+    user_models.check_known(ref, "model", EXIT_MODELS + PRUNED_MODELS, "multi-exit model")
     shape, classes = DATASETS[dataset]
     model = user_models.build(ref, kwargs, "model", "model_kwargs", input_shape=shape, num_classes=classes)
     heads = getattr(model, "heads", None)
@@ -71,3 +75,22 @@ def check_user_model(ref: str, kwargs: dict[str, Any], dataset: str) -> None:
             f"model: {ref!r} must return a list of {len(heads)} per-exit logits (one per head), each "
             f"{want} for a batch of 2 {dataset} samples; got {got}"
         )
+
+
+PRUNED_MODELS: tuple[str, ...] = (
+    "vgg_shapes_dynprune",
+    "vgg_shapes_l1prune",
+    "resnet_shapes_dynprune",
+    "resnet_shapes_l1prune",
+)
+
+
+def load_model(name: str, kwargs: dict[str, Any] | None = None, dataset: str | None = None) -> ExitModel:
+    """Exit model, pruned variant or user model ``name``, trained on first use."""
+    if name in PRUNED_MODELS:
+        from workloads.dynamic_pruning import load_pruned_model
+
+        return load_pruned_model(name)
+    from workloads.multiexit import load_exit_model
+
+    return load_exit_model(name, kwargs, dataset)

@@ -124,9 +124,9 @@ class EdgeSpec(StrictModel):
 
     @model_validator(mode="after")
     def _known_model(self) -> EdgeSpec:
-        from workloads.edge.models import EXIT_MODELS, check_user_model
+        from workloads.edge.models import EXIT_MODELS, PRUNED_MODELS, check_user_model
 
-        if self.model in EXIT_MODELS:  # built-in: known without torch
+        if self.model in EXIT_MODELS + PRUNED_MODELS:  # built-in: known without torch
             if self.model_kwargs:
                 raise ValueError(f"@model_kwargs: built-in model {self.model!r} takes none")
             if self.dataset is not None:

@@ -29,8 +29,9 @@ from sim.recorder import Table
 from workloads.cache import ArrayStore
 from workloads.edge.decisions import checked_offload, checked_plan, checked_point
 from workloads.edge.metrics import probe
+from workloads.edge.models import load_model
 from workloads.edge.spec import EdgeSpec
-from workloads.multiexit import ExitModel, load_exit_model
+from workloads.multiexit import ExitModel
 from workloads.streams import arrivals
 
 PREDICTORS = "exit_predictors"  # on-disk store of what exit policies learn from the calib split
@@ -126,13 +127,20 @@ class SamplePlan:
         store = ArrayStore(PREDICTORS)
         policy.fit(Calibration(model.calib_probs, model.calib_labels, seg_macs, head_macs, store))
         plan = checked_plan(policy, policy.plan(model.test_probs), *model.test_probs.shape[:2])
+        self.full_macs = float(np.sum(seg_macs) + head_macs[-1])  # dense: what a governor plans for
+        self.full_bytes = float(np.sum(seg_bytes) + head_bytes[-1])
+        self.full_layers = int(np.sum(seg_layers) + head_layers[-1])
+        # an input-gated model (workloads.dynamic_pruning) costs each test sample its own parts
+        seg_macs, seg_bytes, head_macs, head_bytes = getattr(
+            model, "test_part_costs", (seg_macs, seg_bytes, head_macs, head_bytes)
+        )
         n, n_exits = plan.heads_evaluated.shape
         heads = plan.heads_evaluated.astype(float)
         exit_index = plan.exit_index
         zero = np.zeros((n, 1))
         # run totals up to and including each exit: backbone, then per sample the heads evaluated
-        up_macs = np.cumsum(seg_macs)[None, :] + np.cumsum(heads * head_macs, 1)
-        up_bytes = np.cumsum(seg_bytes)[None, :] + np.cumsum(heads * head_bytes, 1)
+        up_macs = np.cumsum(seg_macs, -1) + np.cumsum(heads * head_macs, 1)
+        up_bytes = np.cumsum(seg_bytes, -1) + np.cumsum(heads * head_bytes, 1)
         up_layers = np.cumsum(seg_layers)[None, :] + np.cumsum(heads * head_layers, 1)
         up_macs, up_bytes = np.hstack([zero, up_macs]), np.hstack([zero, up_bytes])  # index k + 1
         up_layers = np.hstack([zero, up_layers]).astype(int)
@@ -141,9 +149,6 @@ class SamplePlan:
         macs = up_macs[rows, exit_index + 1] + extra
         moved = up_bytes[rows, exit_index + 1]
         correct = model.test_probs[exit_index, rows].argmax(-1) == model.test_labels
-        self.full_macs = float(np.sum(seg_macs) + head_macs[-1])
-        self.full_bytes = float(np.sum(seg_bytes) + head_bytes[-1])
-        self.full_layers = int(np.sum(seg_layers) + head_layers[-1])
         last = n_exits - 1
         self.phases: list[tuple[tuple[float, float, int, int, int], ...]] = []
         self._heads, self._bounds = plan.heads_evaluated, []  # per sample: (begin, end) of each phase
@@ -178,7 +183,7 @@ class EdgeWorld:
         self.spec = spec
         self.kernel = kernel
         self.env = kernel.env
-        self.model = load_exit_model(spec.model, spec.model_kwargs, spec.dataset)
+        self.model = load_model(spec.model, spec.model_kwargs, spec.dataset)
         self.plan = SamplePlan(self.model, spec.exit_policy.build())
         self.governor = spec.dvfs.build()
         self._profiled: list[list | None] = []  # per device: SamplePlan.profiled, or None (analytic)
@@ -189,6 +194,10 @@ class EdgeWorld:
         for i, group in enumerate(spec.devices):
             if group.device.profile_csv is not None:
                 where = f"devices.{i}.device.profile_csv"
+                if hasattr(self.model, "test_part_costs"):
+                    raise ConfigError(
+                        f"{where}: a measured profile times dense layers; model {spec.model!r} is input-gated"
+                    )
                 freqs = [p.freq_hz for p in group.device.points]
                 profile = read_profile(group.device.profile_csv, where, freqs)
                 profiled[group.name] = self.plan.profiled(self.model, profile, where)
