@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import networkx as nx
 import numpy as np
-import pandas as pd
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
 from sim.config import StrictModel, read_csv
 from sim.errors import ConfigError
+
+if TYPE_CHECKING:  # pandas and networkx are imported where a trace is read or a graph built
+    import networkx as nx
+    import pandas as pd
 
 SERVER = "server"
 TRACE_COLUMNS = ("client", "speed_flops_per_s", "upload_bytes_per_s", "download_bytes_per_s")
@@ -163,6 +165,8 @@ class ClientsConfig(StrictModel):
 
 
 def _read_csv(path: str, field: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    import pandas as pd
+
     frame = read_csv(path, field)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -333,6 +337,8 @@ class ClientPopulation:
 
 def topology(cfg: TopologyConfig, count: int) -> nx.Graph:
     """``client i -> agg j -> server`` (or ``client i -> server``); client links carry latency."""
+    import networkx as nx
+
     graph = nx.Graph()
     if cfg.edge_aggregators:
         for j in range(cfg.edge_aggregators):

@@ -211,10 +211,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    for family in registry.families():
+    from sim.describe import catalog
+
+    for family, entries in catalog().items():
         print(f"{family}:")
-        for name in registry.names(family):
-            print(f"  {name:<18} {registry.describe(registry.get(family, name))}")
+        for name, description in entries.items():
+            print(f"  {name:<18} {description}")
     return 0
 
 

@@ -293,6 +293,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def cache_dir() -> Path:
+    """Where work done once is kept between processes: ``$TESTBED_CACHE`` or ``~/.cache/ml-testbed``."""
+    return Path(os.environ.get("TESTBED_CACHE") or Path.home() / ".cache" / "ml-testbed")
+
+
 def path_safe(name: str, limit: int = 80) -> str:
     """``name`` as one plain path component: letters, digits, ``._-`` (else ``_``), no leading dot."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(name))[:limit].lstrip(".")

@@ -101,8 +101,35 @@ def fields(model: type[BaseModel], prefix: str = "") -> list[dict[str, str]]:
     return rows
 
 
+def catalog() -> dict[str, dict[str, str]]:
+    """``family -> name -> description`` of everything registered or provided (``testbed list``);
+    the provided entries' from the cache (:func:`_provided`), ``--plugin`` entries live."""
+    cached = {
+        family: {n: e["description"] for n, e in entries.items()} for family, entries in _provided().items()
+    }
+    live = {
+        family: {name: registry.describe(registry.get(family, name)) for name in names}
+        for family, names in registry.registered().items()
+    }
+    return {
+        family: dict(sorted({**cached.get(family, {}), **live.get(family, {})}.items()))
+        for family in sorted({*cached, *live})
+    }
+
+
+def _provided() -> dict[str, dict[str, Any]]:
+    """Description and describe lines of every provided entry, cached: one import of every
+    kind and model (torch) the first time after an edit, none later."""
+    return registry.provided_cached(
+        "describe",
+        lambda family, name, cls: {"description": registry.describe(cls), "lines": _lines(family, name, cls)},
+    )
+
+
 def describe(target: list[str]) -> list[str]:
-    """Lines for ``describe KIND`` or ``describe FAMILY NAME``."""
+    """Lines for ``describe KIND`` or ``describe FAMILY NAME``: of a registered (e.g. a
+    ``--plugin``'s) entry, read live; of a provided one, from the registry's cache of them
+    all, so describing a model does not import torch."""
     if len(target) == 1:
         family, name = "scenario", target[0]
     elif len(target) == 2:
@@ -113,7 +140,14 @@ def describe(target: list[str]) -> list[str]:
         )
     if not registry.known_family(family):
         raise ConfigError(f"describe: unknown family {family!r}; known: {', '.join(registry.families())}")
-    cls = registry.get(family, name)
+    if not registry.is_registered(family, name):
+        cached = _provided().get(family, {}).get(name)
+        if cached is not None:
+            return cached["lines"]
+    return _lines(family, name, registry.get(family, name))
+
+
+def _lines(family: str, name: str, cls: Any) -> list[str]:
     model = getattr(cls, "Spec", None) if family == "scenario" else getattr(cls, "Params", None)
     head = f"{family} {name}: {registry.describe(cls)}"
     if model is None:

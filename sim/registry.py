@@ -9,14 +9,19 @@ policy by name.
 A plugin package may instead :func:`provide` its modules: it says which module
 registers which family (and names), and the registry imports a module only when a
 name it provides is asked for. So ``testbed validate`` of an xr file imports the xr
-kind and the scheduling policies, not torch-heavy kinds it does not use.
+kind and the scheduling policies, not torch-heavy kinds it does not use. Listing
+every name with its description (``testbed list``) would import them all; what is
+read off the provided packages' entries is therefore cached on disk, keyed by their
+source files (:func:`provided_cached`).
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -24,6 +29,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sim.config import cache_dir
 from sim.errors import ConfigError
 
 T = TypeVar("T")
@@ -133,6 +139,77 @@ def families() -> list[str]:
     load_plugins()
     _import_providers()
     return sorted(_TABLES)
+
+
+def provided_cached(what: str, compute: Callable[[str, str, Any], Any]) -> dict[str, dict[str, Any]]:
+    """``family -> name -> compute(family, name, cls)`` (JSON values) for every entry of the
+    provided packages, from a cache file keyed by ``what`` and the source files of those
+    packages and of ``compute``'s (any edit there makes a new key). Without a valid file,
+    every provided module is imported, the values computed and the file written."""
+    load_plugins()
+    roots = sorted({module.split(".")[0] for entries in _PROVIDERS.values() for module, _ in entries})
+    digest = _source_digest(sorted({*roots, _module_root(compute)}))
+    path = cache_dir() / "registry" / f"{what}-{digest[:16]}.json"
+    cached = _read_catalog(path, digest)
+    if cached is None:
+        _import_providers()
+        cached = {
+            family: {n: compute(family, n, cls) for n, cls in table.items() if _module_root(cls) in roots}
+            for family, table in _TABLES.items()
+        }
+        _write_catalog(path, digest, cached)
+    return cached
+
+
+def _module_root(obj: Any) -> str:
+    return str(getattr(obj, "__module__", "") or "").split(".")[0]
+
+
+def _source_digest(roots: list[str]) -> str:
+    """SHA-256 of every ``.py`` file (path and bytes) of the packages ``roots``."""
+    h = hashlib.sha256()
+    for root in roots:
+        package = sys.modules.get(root) or importlib.import_module(root)
+        for base in getattr(package, "__path__", [package.__file__]):
+            for file in sorted(Path(base).rglob("*.py")) if Path(base).is_dir() else [Path(base)]:
+                h.update(f"{root}/{file.relative_to(Path(base).parent)}\n".encode())
+                h.update(file.read_bytes())
+    return h.hexdigest()
+
+
+def _read_catalog(path: Path, digest: str) -> dict[str, dict[str, Any]] | None:
+    """The cached values at ``path``, or None if absent, unreadable, for another key or damaged."""
+    try:
+        saved = json.loads(path.read_text())
+        entries = saved["entries"]
+        body = json.dumps(entries, sort_keys=True)
+        if saved["key"] != digest or saved["sha256"] != hashlib.sha256(body.encode()).hexdigest():
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return entries
+
+
+def _write_catalog(path: Path, digest: str, entries: dict[str, dict[str, Any]]) -> None:
+    body = json.dumps(entries, sort_keys=True)
+    saved = {"key": digest, "sha256": hashlib.sha256(body.encode()).hexdigest(), "entries": entries}
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:  # renamed into place: a concurrent reader sees a whole file or none
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(saved))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs the imports next time
+
+
+def registered() -> dict[str, list[str]]:
+    """The names registered so far, by family (imports nothing)."""
+    return {family: sorted(table) for family, table in _TABLES.items()}
+
+
+def is_registered(family: str, name: str) -> bool:
+    """Whether ``name`` is registered in ``family`` already (imports nothing)."""
+    return name in _TABLES.get(family, {})
 
 
 def known_family(family: str) -> bool:

@@ -20,12 +20,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-import torch
 
-
-def cache_dir() -> Path:
-    """``$TESTBED_CACHE`` or ``~/.cache/ml-testbed``."""
-    return Path(os.environ.get("TESTBED_CACHE") or Path.home() / ".cache" / "ml-testbed")
+from sim.config import cache_dir as cache_dir  # the engine's setting; re-exported for the workloads
 
 
 def write_atomic(path: Path, write: Callable[[IO[Any]], None], text: bool = False) -> None:
@@ -48,6 +44,8 @@ def write_atomic(path: Path, write: Callable[[IO[Any]], None], text: bool = Fals
 @contextlib.contextmanager
 def pinned_threads(n: int) -> Iterator[None]:
     """Run torch on ``n`` threads inside the block, then restore the caller's setting."""
+    import torch  # here, not at the top: array entries are read without torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -81,6 +79,8 @@ def load_checked(path: Path) -> bytes | None:
 
 
 def save_torch(path: Path, obj: Any) -> None:
+    import torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     save_checked(path, buf.getvalue())
@@ -88,6 +88,8 @@ def save_torch(path: Path, obj: Any) -> None:
 
 def load_torch(path: Path) -> Any | None:
     """A checked entry written by :func:`save_torch` (``weights_only``), or None."""
+    import torch
+
     payload = load_checked(path)
     if payload is None:
         return None

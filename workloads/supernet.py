@@ -55,8 +55,9 @@ from devices.cost import Layer, extract_layers
 from sim.errors import ConfigError
 from sim.kernel import numpy_rng, torch_generator
 from workloads.cache import cache_dir, load_torch, pinned_threads, save_torch
+from workloads.supernet_names import WIDTHS
+from workloads.supernet_names import check_name as _check_name
 
-WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
 SEED = 0
 # Everything that shapes the trained weights; part of the cache key.
 RECIPE: dict[str, object] = {
@@ -319,11 +320,6 @@ def trained_model() -> SlimmableCNN:
     return model.eval()
 
 
-def _check_name(name: str) -> None:
-    if name not in SUPERNETS:
-        raise ConfigError(f"supernet: unknown supernet {name!r}; known supernets: {', '.join(SUPERNETS)}")
-
-
 @dataclass(frozen=True)
 class SupernetVariant:
     """One width of a supernet: its test accuracy (measured on ``Supernet.accuracy_from``)
@@ -378,9 +374,3 @@ def width_index(net: Supernet, width: float) -> int:
         allowed = ", ".join(str(w) for w in net.widths)
         raise ConfigError(f"width {width} is not a width of supernet {net.name}; widths: {allowed}")
     return net.widths.index(width)
-
-
-def supernet_widths(name: str) -> tuple[float, ...]:
-    """The widths of supernet ``name``, without training or loading it."""
-    _check_name(name)
-    return WIDTHS

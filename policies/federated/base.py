@@ -20,17 +20,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
-import torch
 from pydantic import Field, PositiveFloat
 
 from sim.config import StrictModel
 
-Params = dict[str, torch.Tensor]
+if TYPE_CHECKING:  # torch is imported when a policy aggregates, not when the family is listed
+    import torch
+
+Params = dict[str, "torch.Tensor"]
 # One client's (parameters, start parameters, state) -> a scalar added to each step's loss.
-LossTerm = Callable[[Params, Params, Params], torch.Tensor]
+LossTerm = Callable[[Params, Params, Params], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ def random_available(view: ClientView, n: int, rng: np.random.Generator) -> np.n
 def weighted_average(stacked: Params, weights: np.ndarray) -> Params:
     """FedAvg's core: ``sum_k w_k * params[k] / sum_k w_k`` for every stacked parameter,
     accumulated in float64 and returned in the parameters' dtype."""
+    import torch
+
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or (w < 0).any() or not w.sum() > 0:
         raise ValueError(f"weights must be [K] non-negative with a positive sum, got {weights}")
@@ -212,6 +216,8 @@ class ServerOptimizer(FedAvgBase):
         owned: np.ndarray | None,
         uploads: Params,
     ) -> Params:
+        import torch
+
         mean = weighted_average(stacked, weights)
         out = {}
         for name, w in global_params.items():

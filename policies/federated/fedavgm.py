@@ -7,7 +7,6 @@ best region; Flower's ``FedAvgM`` defaults to momentum 0).
 """
 
 import numpy as np
-import torch
 from pydantic import Field, PositiveFloat
 
 from policies.federated.base import FedAvgBase, Params, weighted_average
@@ -39,6 +38,8 @@ class FedAvgM(FedAvgBase):
         owned: np.ndarray | None,
         uploads: Params,
     ) -> Params:
+        import torch  # here: listing the family needs no torch
+
         mean = weighted_average(stacked, weights)
         out = {}
         for name, w in global_params.items():

@@ -24,7 +24,6 @@ carry no loss under its single-label soft cross-entropy, so they are left out.
 """
 
 import numpy as np
-import torch
 from pydantic import Field, PositiveFloat
 
 from policies.federated.base import FedAvgBase, Phase, weighted_average
@@ -84,6 +83,8 @@ class LabelAnchored(FedAvgBase):
         owned: np.ndarray | None,
         uploads: Params,
     ) -> Params:
+        import torch  # here: listing the family needs no torch
+
         weights = np.ones(len(weights)) if self.uniform else weights
         out = weighted_average(stacked, weights)
         if owned is None or not self.per_class_average:

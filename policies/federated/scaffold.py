@@ -12,14 +12,20 @@ steps ``x += lr_global * weighted mean(y_i - x)`` (weights as FedAvg's) and
 tensors each.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from pydantic import Field, PositiveFloat
 
 from policies.federated.base import ClientFit, FedAvgBase, Params, Phase, weighted_average
 from sim.config import StrictModel
 from sim.errors import ConfigError
 from sim.registry import register
+
+if TYPE_CHECKING:  # torch is imported when the policy runs, not when the family is listed
+    import torch
 
 
 def correction(params: Params, start: Params, state: Params) -> torch.Tensor:
@@ -43,6 +49,8 @@ class Scaffold(FedAvgBase):
         self.num_clients = 1
 
     def setup(self, num_clients: int, params: Params) -> None:
+        import torch
+
         self.num_clients = num_clients
         self.c = {n: torch.zeros_like(p) for n, p in params.items()}
 
@@ -58,12 +66,16 @@ class Scaffold(FedAvgBase):
             raise ConfigError(
                 f"local.optimizer: scaffold's control variates assume local SGD, got {default.optimizer!r}"
             )
+        import torch
+
         state = {n: torch.stack([c - self._own(int(k), n) for k in clients]) for n, c in self.c.items()}
         return ClientFit(self.phases(default), state=state, loss_term=correction)
 
     def collect(
         self, clients: np.ndarray, start: Params, trained: Params, fit: ClientFit, steps: np.ndarray
     ) -> Params:
+        import torch
+
         lr = fit.phases[0].lr
         deltas: Params = {n: torch.zeros_like(t) for n, t in trained.items()}
         for row, client in enumerate(clients.tolist()):

@@ -19,16 +19,18 @@ near each other in the shared space. Two sources here:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import networkx as nx
 import numpy as np
-import pandas as pd
-import torch
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from sim.config import StrictModel, read_csv
 from sim.errors import ConfigError
+
+if TYPE_CHECKING:  # imported where anchors are made: validating a scenario needs only AnchorConfig
+    import networkx as nx
+    import pandas as pd
+    import torch
 
 # Attributes each class's figures really have (an assumption for digits: strokes of the
 # usual handwritten forms; for shapes: read off the generator's geometry).
@@ -87,6 +89,8 @@ class AnchorConfig(StrictModel):
 
 def label_graph(dataset: str, class_names: tuple[str, ...]) -> nx.Graph:
     """Classes joined to their attributes (a bipartite graph); nodes ``class:<name>``, ``attr:<a>``."""
+    import networkx as nx
+
     table = ATTRIBUTES.get(dataset.removesuffix("_shifted"))
     if table is None or set(table) != set(class_names):
         raise ConfigError(
@@ -101,6 +105,8 @@ def label_graph(dataset: str, class_names: tuple[str, ...]) -> nx.Graph:
 
 def netmf(graph: nx.Graph, nodes: list[str], dim: int, window: int, negatives: float) -> np.ndarray:
     """NetMF embedding (rows for ``nodes``) of ``graph``: DeepWalk's matrix in closed form, by SVD."""
+    import networkx as nx
+
     order = list(graph.nodes)
     if dim > len(order):
         raise ConfigError(f"model.anchors.dim: {dim} is more than the {len(order)} nodes of the label graph")
@@ -122,6 +128,8 @@ def read_anchor_csv(
     path: str, class_names: tuple[str, ...], dim: int, field: str = "model.anchors.csv"
 ) -> np.ndarray:
     """``[C, dim]`` embeddings from ``class, e0, ..., e{dim-1}`` rows, in ``class_names`` order."""
+    import pandas as pd
+
     frame: pd.DataFrame = read_csv(path, field)
     if "class" not in frame.columns:
         raise ConfigError(f"{field}: {path!r} has no 'class' column (needs class, e0, e1, ...)")
@@ -143,6 +151,8 @@ def read_anchor_csv(
 
 def label_anchors(cfg: AnchorConfig, dataset: str, class_names: tuple[str, ...]) -> torch.Tensor:
     """The ``[C, dim]`` anchors of ``class_names``, each row L2-normalised."""
+    import torch
+
     if cfg.source == "csv":
         table = read_anchor_csv(cfg.csv, class_names, cfg.dim)
     else:

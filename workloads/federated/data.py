@@ -9,6 +9,10 @@ deviation (constant features only centred). ``shapes`` is :mod:`workloads.shapes
 training and :data:`SHAPES_TEST` test samples from a fixed seed, each image standardised
 on its own (:func:`standardise_images`).
 
+The prepared arrays of a tabular dataset are cached on disk (:class:`workloads.cache.ArrayStore`,
+checksummed, keyed by this file, the split and scikit-learn's version), so a run reads them
+instead of importing scikit-learn; ``shapes`` images are cached by :mod:`workloads.shapes`.
+
 A partition is one permutation of the training indices plus per-client offsets:
 client ``k``'s data is ``x[indices(k)]``, a view of the shared tensors, so memory does not
 grow with the number of clients.
@@ -16,15 +20,20 @@ grow with the number of clients.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from pydantic import Field, PositiveFloat, model_validator
 
 from sim.config import StrictModel
+
+if TYPE_CHECKING:  # torch is imported when a dataset is loaded; validation needs only the shapes
+    import torch
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DATASETS = ("digits", "digits_shifted", "wine", "breast_cancer", "shapes")
@@ -32,6 +41,14 @@ SHAPES_TRAIN, SHAPES_TEST, SHAPES_CHUNK = 20000, 1000, 1000
 # Easier than make_shapes' defaults (mean difficulty 0.2, not 0.5): at the defaults a small
 # CNN needs thousands of SGD steps to leave chance accuracy, more than federated rounds give.
 SHAPES_KNOBS = {"difficulty_a": 1.0, "difficulty_b": 4.0}
+# (sample shape, classes) of the tabular datasets, for validation without loading them
+# (a test checks them against the loaded data)
+TABULAR_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
+    "digits": ((64,), 10),
+    "digits_shifted": ((64,), 10),
+    "wine": ((13,), 3),
+    "breast_cancer": ((30,), 2),
+}
 
 
 @dataclass(frozen=True)
@@ -75,12 +92,34 @@ def load_dataset(name: str, test_fraction: float = 0.2) -> Dataset:
     run evaluates on the same test samples; for ``digits_shifted`` the shifts of a
     test image stay in the test part.
     """
+    if name == "shapes":
+        return _shapes()
+    import torch
+
+    from workloads.cache import ArrayStore
+
+    store, key = ArrayStore("federated-data"), _cache_key(name, test_fraction)
+    try:
+        arrays = store[key]
+    except KeyError:  # not cached yet, damaged or unreadable: prepare it again
+        arrays = store[key] = _prepare(name, test_fraction)
+    x_train, y_train, x_test, y_test, names = arrays
+    tensors = (torch.from_numpy(a) for a in (x_train, y_train, x_test, y_test))
+    return Dataset(name, *tensors, tuple(str(n) for n in names))
+
+
+def _cache_key(name: str, test_fraction: float) -> str:
+    """Changes with this file, the dataset, the split and scikit-learn's version (its data)."""
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(f"{name}/{test_fraction!r}/{version('scikit-learn')}/{np.__version__}".encode())
+    return f"{name}-{h.hexdigest()[:16]}"
+
+
+def _prepare(name: str, test_fraction: float) -> tuple[np.ndarray, ...]:
+    """``x_train, y_train, x_test, y_test, class_names`` of a scikit-learn dataset, prepared."""
     from sklearn import datasets
 
     from sim.kernel import numpy_rng
-
-    if name == "shapes":
-        return _shapes()
 
     loader = {
         "digits": datasets.load_digits,
@@ -101,14 +140,7 @@ def load_dataset(name: str, test_fraction: float = 0.2) -> Dataset:
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
     scale = lambda a: ((a - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)  # noqa: E731
     names = DIGIT_NAMES if name.startswith("digits") else tuple(str(c) for c in bunch.target_names)
-    return Dataset(
-        name,
-        torch.from_numpy(scale(x_train)),
-        torch.from_numpy(y_train),
-        torch.from_numpy(scale(x[test])),
-        torch.from_numpy(y[test]),
-        names,
-    )
+    return scale(x_train), y_train, scale(x[test]), y[test], np.array(names)
 
 
 def standardise_images(images: np.ndarray) -> np.ndarray:
@@ -127,11 +159,12 @@ def dataset_shape(name: str) -> tuple[tuple[int, ...], int]:
         from workloads.shapes import CLASSES, PX
 
         return (3, PX, PX), len(CLASSES)
-    data = load_dataset(name)
-    return data.input_shape, data.num_classes
+    return TABULAR_SHAPES[name]
 
 
 def _shapes() -> Dataset:
+    import torch
+
     from workloads.shapes import CLASSES, make_shapes
 
     # in chunks of SHAPES_CHUNK samples (chunk i from seed i): generation's float64

@@ -112,7 +112,7 @@ class ModelStream(StrictModel):
     @field_validator("supernet")
     @classmethod
     def _known_supernet(cls, name: str | None) -> str | None:
-        from workloads.supernet import SUPERNETS
+        from workloads.supernet_names import SUPERNETS
 
         if name is not None and name not in SUPERNETS:
             raise ValueError(f"unknown supernet {name!r}; known: {', '.join(SUPERNETS)}")
@@ -125,7 +125,7 @@ class ModelStream(StrictModel):
                 raise ValueError("give maestro alone, without task, supernet or width")
             return self
         if self.supernet is not None:
-            from workloads.supernet import supernet_widths
+            from workloads.supernet_names import supernet_widths
 
             if self.task is not None:
                 raise ValueError("give either task or supernet, not both")
