@@ -3,13 +3,16 @@
 A scenario kind is a class registered in family ``"scenario"`` with a pydantic
 ``Spec``, ``build(spec, kernel) -> world`` (the world has ``run()`` and
 ``results() -> (summary, tables)``) and ``figures(tables, summary, spec)``; an
-optional ``prepare(spec)`` does shared cached work once before a sweep's workers start.
+optional ``prepare(spec)`` does shared cached work once before a sweep's workers start,
+and optional ``run_modules`` names the modules its world needs (imported before a run's
+clock starts: first-use import costs are the process's, not the simulation's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import json
 import math
 import os
@@ -91,6 +94,8 @@ def run(spec: BaseModel, seed: int | None = None, progress: bool = False) -> Run
             raise ConfigError(f"seed: must be >= 0 (got {seed})")
         spec = spec.model_copy(update={"seed": seed})
     kind = kind_of(spec.kind)
+    for module in getattr(kind, "run_modules", ()):
+        importlib.import_module(module)
     kernel = Kernel(spec.seed)
     start = time.perf_counter()
     with _policy_errors():

@@ -17,6 +17,7 @@ class EdgeKind:
     """Multi-exit inference on battery-powered DVFS edge devices (early exit, Predictive Exit)."""
 
     Spec = EdgeSpec
+    run_modules = ("workloads.edge.world",)  # imported before a run's clock starts
     report_tables = ("devices", "exits")
     headline_metrics = (
         "energy_per_inference_j",

@@ -17,6 +17,7 @@ class MarketKind:
     """Competing PyTorch predictors that learn from their users and buy data (Kwon et al., TMLR 2022)."""
 
     Spec = MarketSpec
+    run_modules = ("workloads.market.world",)  # imported before a run's clock starts
     report_tables = ("predictors", "market_over_time")
     headline_metrics = (
         "overall_quality",

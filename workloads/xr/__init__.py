@@ -17,6 +17,7 @@ class XRKind:
     """Real-time multi-model XR inference on multi-accelerator hardware (XRBench semantics)."""
 
     Spec = XRSpec
+    run_modules = ("workloads.xr.world",)  # imported before a run's clock starts
     report_tables = ("models", "accelerators")
     sweep_tables = staticmethod(deferred("workloads.xr.study:sweep_tables"))
     profile = staticmethod(deferred("workloads.xr.profile:profile_to_csv"))  # `testbed profile`
