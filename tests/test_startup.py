@@ -112,3 +112,22 @@ def test_cached_dataset_arrays_are_the_prepared_ones_bit_for_bit(tmp_path, monke
     data.load_dataset.cache_clear()
     assert np.array_equal(data.load_dataset("wine").x_train.numpy(), fresh[0])
     data.load_dataset.cache_clear()
+
+
+def test_cached_shapes_are_the_generated_ones_bit_for_bit(tmp_path, monkeypatch):
+    from workloads import shapes
+
+    monkeypatch.setenv("TESTBED_CACHE", str(tmp_path))
+    drawn = shapes._draw(300, 5, {**shapes.DEFAULTS, "difficulty_a": 1.0})
+    written = shapes.make_shapes(300, 5, difficulty_a=1.0)  # drawn now and cached
+    (entry,) = (tmp_path / "shapes").glob("*.npz")
+    read = shapes.make_shapes(300, 5, difficulty_a=1.0)  # from the entry
+    entry.write_bytes(entry.read_bytes()[:100])  # a damaged entry is drawn again
+    redrawn = shapes.make_shapes(300, 5, difficulty_a=1.0)
+    for got in (written, read, redrawn):
+        for field in ("images", "labels", "difficulty"):
+            a, b = getattr(got, field), getattr(drawn, field)
+            assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    shapes.make_shapes(300, 5, difficulty_a=2.0)
+    shapes.make_shapes(300, 6, difficulty_a=1.0)
+    assert len(list((tmp_path / "shapes").glob("*.npz"))) == 3  # other knobs or seed: other entries
