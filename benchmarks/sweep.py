@@ -4,16 +4,17 @@
    the imports (CPU seconds; target < 1 s each), and of a market with 30,000 predictors
    (target < 1 s). Whole-process start-up is measured by ``benchmarks/startup.py``.
 2. The per-run overhead of a sweep's bookkeeping (run store, lock, folder checks,
-   timeouts, process messages): sweeps of ``--runs`` and twice as many tiny xr runs on
-   ``serial`` and ``pool`` (1 worker); a sweep's wall time minus the time its runs spent
-   in :func:`sim.sweep.execute` (validate, run, write the folder), per extra run, as a
-   share of a 2-second run (target < 2 %). The fixed start-up of a sweep (planning,
-   worker processes and their imports) is printed beside it.
+   timeouts, process messages): ``--runs`` and twice as many runs of a scenario kind that
+   sleeps a fixed time, through the real sweep driver on ``serial`` and ``pool`` (1
+   worker) and through :func:`sim.sweep.execute` called directly (the same work without
+   the bookkeeping), interleaved, medians of ``--repeats``; the growth of the difference
+   per extra run, as a share of a 2-second run (target < 2 %). The fixed start-up of a
+   sweep (planning, worker processes and their imports) is printed beside it.
 3. Unless ``--skip-backends``: 16 xr runs of about ``--run-s`` seconds each on serial,
    pool (2 workers) and ray (2 CPUs). Targets: pool >= 1.8x serial on a 2-core
    machine; ray within 1.5x of pool.
 
-    python benchmarks/sweep.py [--run-s 2] [--runs 40] [--skip-backends]
+    python benchmarks/sweep.py [--run-s 2] [--runs 40] [--repeats 5] [--skip-validate] [--skip-backends]
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from sim import registry
 from sim.cli import main as cli
 from sim.runner import load_spec, run
 from sim.sweep import execute, load_sweep, plan, sweep
@@ -56,39 +59,110 @@ def validate_times() -> None:
     print(f"  digits_market with 30,000 predictors        {many:6.3f} (target < 1 s)")
 
 
-def _study(n_runs: int) -> dict:
-    return {
-        "name": "bookkeeping",
-        "base": str(BASE),
-        "set": {"duration_s": 0.05},
-        "grid": {"scheduler.name": ["fcfs", "edf"]},
-        "seeds": n_runs // 2,
-    }
+FIXED_KIND = '''"""A scenario kind whose run takes a fixed wall time (the bookkeeping test's)."""
+
+import time
+from typing import Literal
+
+from sim.config import StrictModel
+from sim.registry import register
 
 
-def bookkeeping(out: Path, n_runs: int) -> None:
-    """Per-run cost of the sweep machinery: wall time of a sweep minus the time its runs
-    spent in :func:`sim.sweep.execute` (validate, run, write the folder; recorded per run).
+class FixedSpec(StrictModel):
+    kind: Literal["fixed_run"] = "fixed_run"
+    name: str = "fixed"
+    seed: int = 0
+    run_s: float = 0.05
 
-    Sweeps of ``n_runs`` and ``2 * n_runs`` runs: the difference of their overheads per
-    extra run is the per-run cost, without the fixed start-up (workers' imports, store).
+
+class FixedWorld:
+    def __init__(self, spec):
+        self.spec = spec
+
+    def run(self):
+        time.sleep(self.spec.run_s)
+
+    def results(self):
+        return {"slept_s": self.spec.run_s}, {}
+
+
+@register("scenario", "fixed_run")
+class FixedRun:
+    """Sleeps ``run_s`` seconds: a run of known length."""
+
+    Spec = FixedSpec
+    headline_metrics = ("slept_s",)
+
+    @staticmethod
+    def build(spec, kernel):
+        return FixedWorld(spec)
+
+    @staticmethod
+    def figures(tables, summary, spec):
+        return {}
+'''
+
+
+def bookkeeping(out: Path, n_runs: int, run_s: float, repeats: int) -> None:
+    """Per-run cost of the sweep machinery (run store, lock, folder checks, timeouts, worker
+    messages, progress), measured two ways on sweeps of ``n_runs`` and ``2 * n_runs`` runs
+    of a kind that sleeps ``run_s`` (so the runs themselves hardly vary):
+
+    - inside the driver: a sweep's wall time minus the time its runs spent in
+      :func:`sim.sweep.execute` (validate, run, write the folder; timed by the executing
+      process and recorded per run);
+    - against direct calls: the sweep's wall time minus that of the same runs through
+      :func:`sim.sweep.execute` called in a loop here (noisier: two separate timings).
+
+    Each is taken per extra run (the growth from ``n_runs`` to ``2 * n_runs``), so the fixed
+    start-up (planning, worker processes) cancels out; sizes and paths are interleaved,
+    ``repeats`` times, and medians printed.
     """
-    execute(plan(*load_sweep(_study(2)))[0]["config"], str(out / "warm"), [], False)  # imports, caches
-    print("sweep bookkeeping per run (tiny xr runs):")
+    plugin = out / "fixed_run_kind.py"
+    plugin.write_text(FIXED_KIND)
+    registry.load_plugins([str(plugin)])
+    base = {"kind": "fixed_run", "run_s": run_s}
+
+    def study(n: int) -> dict:
+        return {"name": "bookkeeping", "base": base, "seeds": n, "plugins": [str(plugin)]}
+
+    def direct(n: int, where: Path) -> float:
+        configs = [r["config"] for r in plan(*load_sweep(study(n)))]
+        start = time.perf_counter()
+        for i, config in enumerate(configs):
+            outcome = execute(config, str(where / f"run{i}"), [str(plugin)], False)
+            assert outcome["status"] == "done", outcome["error"]
+        return time.perf_counter() - start
+
+    def driven(n: int, where: Path, backend: str) -> tuple[float, float]:
+        start = time.perf_counter()
+        table = sweep(study(n), where, backend=backend, workers=1, progress=False)
+        wall = time.perf_counter() - start
+        assert (table["status"] == "done").all(), table["error"].dropna().tolist()
+        return wall, float(table["wall_time_s"].sum())
+
+    print(
+        f"sweep bookkeeping per run ({n_runs} and {2 * n_runs} runs of {run_s * 1e3:.0f} ms, 1 worker, "
+        f"median of {repeats} interleaved; target < 2% of a {REFERENCE_RUN_S:.0f} s run):"
+    )
     for backend in ("serial", "pool"):
-        overheads = []
-        for n in (n_runs, 2 * n_runs):
-            start = time.perf_counter()
-            table = sweep(_study(n), out / f"{backend}{n}", backend=backend, workers=1, progress=False)
-            wall = time.perf_counter() - start
-            assert (table["status"] == "done").all(), table["error"].dropna().tolist()
-            overheads.append(wall - float(table["wall_time_s"].sum()))
-        extra = (overheads[1] - overheads[0]) / n_runs
-        fixed = overheads[0] - n_runs * extra
-        print(
-            f"  {backend:<6} {extra * 1e3:6.1f} ms = {100 * extra / REFERENCE_RUN_S:5.2f}% of a "
-            f"{REFERENCE_RUN_S:.0f} s run (target < 2%); fixed start-up {fixed:.2f} s per sweep"
-        )
+        inside, versus, fixed = [], [], []
+        for rep in range(repeats):
+            own, other = {}, {}
+            for n in (n_runs, 2 * n_runs):
+                here = out / f"{backend}-{rep}-{n}"
+                wall, executing = driven(n, here / "sweep", backend)
+                own[n], other[n] = wall - executing, wall - direct(n, here / "direct")
+            inside.append((own[2 * n_runs] - own[n_runs]) / n_runs)
+            versus.append((other[2 * n_runs] - other[n_runs]) / n_runs)
+            fixed.append(own[n_runs] - n_runs * inside[-1])
+        for label, values in (("inside the driver", inside), ("against direct calls", versus)):
+            mid = statistics.median(values)
+            print(
+                f"  {backend:<6} {label:<21} {mid * 1e3:6.2f} ms = {100 * mid / REFERENCE_RUN_S:5.2f}% "
+                f"(repeats {min(values) * 1e3:.1f} .. {max(values) * 1e3:.1f} ms)"
+            )
+        print(f"  {backend:<6} fixed start-up per sweep {statistics.median(fixed):.2f} s")
 
 
 def simulated_s_for(wall_s: float) -> float:
@@ -126,13 +200,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-s", type=float, default=2.0, help="wall seconds per run of the backend test")
     parser.add_argument(
-        "--runs", type=int, default=40, help="tiny runs of the bookkeeping test (and twice as many)"
+        "--runs", type=int, default=40, help="runs of the bookkeeping test (and twice as many)"
     )
+    parser.add_argument("--fake-run-s", type=float, default=0.05, help="length of a bookkeeping-test run")
+    parser.add_argument("--repeats", type=int, default=5, help="repetitions of the bookkeeping test")
+    parser.add_argument("--skip-validate", action="store_true", help="skip the validate timings")
     parser.add_argument("--skip-backends", action="store_true", help="skip the serial/pool/ray comparison")
     args = parser.parse_args()
-    validate_times()
+    if not args.skip_validate:
+        validate_times()
     with tempfile.TemporaryDirectory() as tmp:
-        bookkeeping(Path(tmp), args.runs)
+        bookkeeping(Path(tmp), args.runs, args.fake_run_s, args.repeats)
         if not args.skip_backends:
             backends(Path(tmp), args.run_s)
 
