@@ -60,21 +60,30 @@ def cpu_and_wall(argv: list[str], root: Path = ROOT) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "sim.cli", *argv], cwd=root, env=env, check=True, capture_output=True
-    )
+    done = subprocess.run([sys.executable, "-m", "sim.cli", *argv], cwd=root, env=env, capture_output=True)
+    if done.returncode:
+        raise SystemExit(f"testbed {' '.join(argv)} (in {root}) failed:\n{done.stderr.decode()[-2000:]}")
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
 
 
-def whole_runs(tmp: Path) -> dict[str, list[str]]:
-    """The commands of the before/after comparison (``--out`` folders under ``tmp``)."""
+def whole_runs(tmp: Path, root: Path) -> dict[str, list[str]]:
+    """The commands of the before/after comparison for the tree at ``root`` (``--out``
+    folders under ``tmp``). The federated workload is written in the first file format
+    that tree accepts: older trees had only the MLP, and no ``model.arch`` field."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from federated import testbed_spec
 
-    federated = tmp / "federated.yaml"
-    federated.write_text(yaml.safe_dump(testbed_spec(clients=100, rounds=10, epochs=2, seed=0)))
+    spec = testbed_spec(clients=100, rounds=10, epochs=2, seed=0)
+    mlp_only = {**spec, "model": {k: v for k, v in spec["model"].items() if k != "arch"}}
+    for i, candidate in enumerate((spec, mlp_only)):
+        federated = tmp / f"federated-{root.name}-{i}.yaml"
+        federated.write_text(yaml.safe_dump(candidate))
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        check = [sys.executable, "-m", "sim.cli", "validate", str(federated)]
+        if subprocess.run(check, cwd=root, env=env, capture_output=True).returncode == 0:
+            break
     data = (ROOT.parent / "shared" / "data").resolve()  # the market file's ../shared/data, made absolute
     market = [
         str(ROOT / "scenarios" / "market" / "insurance_market.yaml"),
@@ -108,14 +117,14 @@ def before_after(ref: str, repeat: int) -> None:
             print(f"\nwhole processes, before = {sha} (its own code) vs this tree; median of {repeat}")
             heads = ("before wall s", "after wall s", "before CPU s", "after CPU s")
             print(f"{'':<40} " + " ".join(f"{h:>13}" for h in heads) + "  wall speed-up")
-            for label, argv in whole_runs(tmp).items():
+            commands = {root: whole_runs(tmp, root) for root in (old, ROOT)}
+            for label in commands[ROOT]:
                 runs: dict[Path, list[tuple[float, float]]] = {old: [], ROOT: []}
-                out = argv.index("--out") + 1 if "--out" in argv else None
                 for i in range(repeat + 1):  # the first of each is untimed: caches are filled
                     for root in (old, ROOT):
-                        args = list(argv)
-                        if out is not None:
-                            args[out] = f"{argv[out]}-{root.name}-{i}"
+                        args = list(commands[root][label])
+                        if "--out" in args:
+                            args[args.index("--out") + 1] += f"-{root.name}-{i}"
                         timed = cpu_and_wall(args, root)
                         if i:
                             runs[root].append(timed)

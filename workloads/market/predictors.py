@@ -53,15 +53,15 @@ def layer_sizes(model: ModelConfig, n_features: int, n_classes: int) -> list[tup
 def build_module(sizes: list[tuple[int, int]]) -> nn.Sequential:
     """The architecture as an ``nn.Sequential`` of linear layers with ReLUs between.
 
-    Parameters are left uninitialised (``skip_init``: no draw from torch's global
+    Parameters are left uninitialised (built on ``meta``: no draw from torch's global
     generator); every training run starts from :func:`init_layers`.
     """
     layers: list[nn.Module] = []
     for index, (out, inp) in enumerate(sizes):
         if index:
             layers.append(nn.ReLU())
-        layers.append(nn.utils.skip_init(nn.Linear, inp, out))
-    return nn.Sequential(*layers)
+        layers.append(nn.Linear(inp, out, device="meta"))
+    return materialise(nn.Sequential(*layers))  # not skip_init: its to_empty imports sympy, ~0.5 s
 
 
 def init_layers(rng: np.random.Generator, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
