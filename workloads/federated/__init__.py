@@ -17,7 +17,7 @@ class FederatedKind:
     """Federated learning as a system: selection, download, local training, upload, aggregation."""
 
     Spec = FederatedSpec
-    run_modules = ("workloads.federated.world",)  # imported before a run's clock starts
+    run_modules = ("workloads.federated.world", "networkx")  # imported before a run's clock starts
     report_tables = ("curve", "stop")
     headline_metrics = (
         "final_accuracy",
