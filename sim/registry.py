@@ -166,8 +166,11 @@ def _module_root(obj: Any) -> str:
 
 
 def _source_digest(roots: list[str]) -> str:
-    """SHA-256 of every ``.py`` file (path and bytes) of the packages ``roots``."""
-    h = hashlib.sha256()
+    """SHA-256 of every ``.py`` file (path and bytes) of the packages ``roots``, and of the
+    Python and pydantic versions (types and defaults are printed through them)."""
+    import pydantic
+
+    h = hashlib.sha256(f"{sys.version}\n{pydantic.VERSION}\n".encode())
     for root in roots:
         package = sys.modules.get(root) or importlib.import_module(root)
         for base in getattr(package, "__path__", [package.__file__]):
