@@ -27,8 +27,10 @@ assumptions, documented in ``docs/edge_devices.md``):
 - **Measured profile.** ``profile_csv`` (columns ``layer, freq_hz, latency_s, power_w``, one
   row per layer of the model and frequency step of the device) replaces the analytic time
   and power of the work: a stretch of layers takes the sum of their measured latencies at
-  the point and draws their latency-weighted mean power. Governors still estimate with the
-  analytic constants; switching, idle power and the battery are as above.
+  the point and draws their latency-weighted mean power. Governors see the profile too
+  (:meth:`EdgeDevice.use_profile`): at each point the analytic time estimate is scaled so
+  that the whole network takes its measured time, and the busy power is the profile's mean
+  power of the whole network. Switching, idle power and the battery are as above.
 - **Battery.** ``battery_j`` (None: mains powered). The device is depleted at the
   exact moment its energy reaches the battery, found within the running stretch
   (power is constant on a stretch); from then on it draws nothing and serves nothing.
@@ -134,15 +136,17 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "v_min_v": 1.0,
         "v_max_v": 1.0,
         "macs_per_cycle": 16.0,  # two 256-bit FMA pipes, 8 FP32 lanes each
-        "memory_bandwidth_bytes_per_s": 20e9,  # one core's share of DDR5, assumed
+        # fitted, like the two below: the effective rate of the work that scales with the bytes
+        # a layer touches (eager batch-1 kernels: BN, ReLU, pooling, im2col), not DRAM bandwidth
+        "memory_bandwidth_bytes_per_s": 2.1e9,
         "p_static_w": 2.0,  # power constants assumed (no power sensor in a VM)
         "c_eff_f": 1.5e-9,
         "idle_power_w": 1.5,
         "switch_latency_s": 0.0,
         "switch_energy_j": 0.0,
         # fitted by ``python benchmarks/edge.py --latency --fit`` (docs/edge_devices.md)
-        "peak_fraction": 0.53,
-        "layer_overhead_s": 10.5e-6,
+        "peak_fraction": 0.58,
+        "layer_overhead_s": 9.0e-6,
     },
 }
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
@@ -431,6 +435,7 @@ class EdgeDevice:
         self.current = self._check_index(start_point)
         self.switch_latency_s = config.switch_latency_s
         self._macs_per_s = [config.peak_fraction * config.macs_per_cycle * p.freq_hz for p in self.points]
+        self._time_scale = [1.0] * len(self.points)  # measured over analytic time (use_profile)
         self._busy_w = [config.power_w(p, busy=True) for p in self.points]
         self._idle_w = config.idle_power_w
         self._switch_w = config.idle_power_w + (
@@ -462,13 +467,37 @@ class EdgeDevice:
         return self._closed_j + self._power_w * (self.env.now - self._t0)
 
     def execution_s(self, macs: float, bytes_moved: float, point_index: int, layers: int = 0) -> float:
-        """Time to run the work at point ``point_index`` (see :meth:`EdgeDeviceConfig.execution_s`)."""
+        """Time to run the work at point ``point_index`` (see :meth:`EdgeDeviceConfig.execution_s`),
+        scaled to a measured profile where :meth:`use_profile` gave one."""
         config = self.config
-        return (
+        return self._time_scale[point_index] * (
             macs / self._macs_per_s[point_index]
             + bytes_moved / config.memory_bandwidth_bytes_per_s
             + layers * config.layer_overhead_s
         )
+
+    def execution_table(self, macs: np.ndarray, bytes_moved: np.ndarray, layers: np.ndarray) -> np.ndarray:
+        """:meth:`execution_s` of many pieces of work at every point at once, ``[n_work, n_points]``
+        (the same arithmetic, so the same floats)."""
+        config = self.config
+        macs, moved, layers = (np.asarray(a, float)[:, None] for a in (macs, bytes_moved, layers))
+        per_point = macs / np.array(self._macs_per_s) + moved / config.memory_bandwidth_bytes_per_s
+        return np.array(self._time_scale) * (per_point + layers * config.layer_overhead_s)
+
+    def busy_power_w(self, point_index: int) -> float:
+        """Power drawn while executing at point ``point_index`` (the profile's, where one is used)."""
+        return self._busy_w[point_index]
+
+    def use_profile(
+        self, full_s: Sequence[float], full_w: Sequence[float], macs: float, bytes_moved: float, layers: int
+    ) -> None:
+        """Estimate from a measured profile: per point, the measured seconds ``full_s`` and mean
+        watts ``full_w`` of the whole network (``macs``, ``bytes_moved``, ``layers``). Time
+        estimates are scaled so that this work takes ``full_s``; busy power becomes ``full_w``."""
+        self._time_scale = [1.0] * len(self.points)
+        analytic = [self.execution_s(macs, bytes_moved, i, layers) for i in range(len(self.points))]
+        self._time_scale = [m / a if a > 0 else 1.0 for m, a in zip(full_s, analytic, strict=True)]
+        self._busy_w = [float(w) for w in full_w]
 
     def utilisation(self, window_s: float) -> float:
         """Share of the last ``window_s`` (or of the time since the start, if shorter) spent executing.
@@ -535,6 +564,8 @@ class EdgeDevice:
 
     # -- internals ------------------------------------------------------------------
     def _check_index(self, index: int) -> int:
+        if type(index) is int and 0 <= index < len(self.points):  # the common case, without the ABC check
+            return index
         if not (isinstance(index, Integral) and 0 <= index < len(self.points)):
             raise ValueError(f"point index must be an int in 0..{len(self.points) - 1} (got {index!r})")
         return int(index)
@@ -547,6 +578,8 @@ class EdgeDevice:
 
     def _crossing_s(self) -> float:
         """Seconds from the running stretch's start until the battery is empty (inf if never)."""
+        if self._battery_j == math.inf:  # mains powered: the common case, kept short
+            return math.inf
         left = self._battery_j - self._closed_j
         if left <= 0:
             return 0.0

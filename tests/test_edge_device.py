@@ -360,3 +360,34 @@ def test_energy_and_depletion_match_an_independent_integral_of_any_timeline(acti
     else:
         assert device.depleted_at_s == pytest.approx(crossing_s, rel=1e-9, abs=1e-12)
         assert device.energy_j == battery_j
+
+
+def test_a_profile_sets_the_estimates_governors_see():
+    env = simpy.Environment()
+    nano = EdgeDeviceConfig(preset="jetson_nano_gpu")
+    device = EdgeDevice(env, nano)
+    macs, moved, layers = 4e6, 2e5, 40
+    analytic = [device.execution_s(macs, moved, i, layers) for i in range(len(nano.points))]
+    measured = [3.0 * a + 1e-4 * i for i, a in enumerate(analytic)]
+    watts = [2.0 + 0.1 * i for i in range(len(nano.points))]
+    device.use_profile(measured, watts, macs, moved, layers)
+    for i in range(len(nano.points)):
+        assert device.execution_s(macs, moved, i, layers) == pytest.approx(measured[i], rel=1e-12)
+        assert device.execution_s(macs / 2, moved / 2, i, layers // 2) == pytest.approx(
+            measured[i] / 2, rel=1e-12
+        )
+        assert device.busy_power_w(i) == watts[i] != nano.power_w(nano.points[i], busy=True)
+    device.execute(0.5)  # no power given: the profile's power at the current point
+    env.run()
+    assert device.energy_j == pytest.approx(0.5 * watts[0])
+
+
+def test_execution_table_gives_the_same_floats_as_execution_s():
+    device = EdgeDevice(simpy.Environment(), EdgeDeviceConfig(preset="jetson_nano_gpu"))
+    rng = np.random.Generator(np.random.PCG64(3))
+    macs, moved, layers = rng.uniform(0, 1e7, 50), rng.uniform(0, 1e6, 50), rng.integers(0, 40, 50)
+    table = device.execution_table(macs, moved, layers)
+    assert table.tolist() == [
+        [device.execution_s(m, b, i, int(n)) for i in range(len(device.points))]
+        for m, b, n in zip(macs.tolist(), moved.tolist(), layers)
+    ]

@@ -120,6 +120,10 @@ BAD = {
         {"exit_policy": {"name": "predictive_exit", "params": {"beta": 1.0}}},
         "exit_policy.params.beta",
     ),
+    "entropy threshold above one": (
+        {"exit_policy": {"name": "entropy", "params": {"threshold": [0.5, 1.5]}}},
+        "exit_policy.params.threshold: must be in [0, 1]: one number, or one per exit (got [0.5, 1.5])",
+    ),
     "unknown model": ({"model": "resnet_imagenet"}, "model: unknown multi-exit model"),
     "unknown governor": ({"dvfs": {"name": "turbo"}}, "dvfs.name: 'turbo' is not a registered dvfs policy"),
 }
@@ -133,6 +137,16 @@ def test_bad_edge_input(tmp_path, capsys, name):
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert expected in err, err
+
+
+def test_entropy_thresholds_for_another_network_are_refused_at_build(tmp_path, capsys):
+    sets = ["--set", "exit_policy.name=entropy", "--set", "exit_policy.params.threshold=[0.5, 0.5]"]
+    assert main(["run", SCENARIO, *sets, "--set", "duration_s=0.1", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: exit_policy.params.threshold: 2 thresholds for a network with 4 exits; "
+        "give one per exit or a single number"
+    ), err
 
 
 def test_offloading_relieves_an_overloaded_device():
@@ -194,8 +208,9 @@ def test_fixed_exit_truncates_the_network():
     assert first["mean_exit_index"] == 0 and first["flops_per_inference"] < full["flops_per_inference"]
 
 
-def _profile(tmp_path, drop_step=False, negative=False):
-    """A per-layer profile of resnet_digits on the Nano, written from the analytic model itself."""
+def _profile(tmp_path, drop_step=False, negative=False, slower=1.0):
+    """A per-layer profile of resnet_digits on the Nano, written from the analytic model itself
+    (``slower`` times its latency)."""
     from devices.edge import EdgeDeviceConfig
     from workloads.multiexit import load_exit_model
 
@@ -206,7 +221,7 @@ def _profile(tmp_path, drop_step=False, negative=False):
         for i, point in enumerate(nano.points):
             if drop_step and i == 3 and layer is model.heads[0][0]:
                 continue
-            latency = -1e-6 if negative and i == 0 else nano.execution_s(layer.macs, moved, point, 1)
+            latency = -1e-6 if negative and i == 0 else slower * nano.execution_s(layer.macs, moved, point, 1)
             rows.append(f"{layer.name},{point.freq_hz},{latency!r},{nano.power_w(point, busy=True)!r}")
     path = tmp_path / "profile.csv"
     path.write_text("\n".join(rows) + "\n")
@@ -233,6 +248,30 @@ def test_a_measured_profile_replaces_the_analytic_device(tmp_path):
         for p in (path, slower)
     ]
     assert busy[1] == pytest.approx(2 * busy[0], rel=0.05)
+
+
+def test_governors_on_a_profiled_device_estimate_from_the_profile(tmp_path, monkeypatch):
+    """deadline_aware plans with the profile's time: on a device measured three times slower
+    than the analytic model it runs at higher points, and misses fewer deadlines than it
+    would planning with the analytic constants."""
+    from devices.edge import EdgeDevice
+    from sim.kernel import Kernel
+    from workloads.edge.world import EdgeWorld
+
+    sets = ["duration_s=2.0", "exit_policy.name=none", "dvfs.name=deadline_aware", "devices.0.rate_hz=100"]
+    spec = load_spec(SCENARIO, [*sets, f"devices.0.device.profile_csv={_profile(tmp_path, slower=3.0)}"])
+    world = EdgeWorld(spec, Kernel(0))
+    plan, device = world.plan, world.devices[0]
+    work = (plan.full_macs, plan.full_bytes, plan.full_layers)
+    estimate = [device.execution_s(*work[:2], i, work[2]) for i in range(len(device.points))]
+    analytic = [device.config.execution_s(*work[:2], p, work[2]) for p in device.points]
+    assert estimate == pytest.approx([3.0 * a for a in analytic], rel=1e-9)
+    aware = run(spec, seed=0)
+    monkeypatch.setattr(EdgeDevice, "use_profile", lambda *args: None)  # planning with the analytic model
+    unaware = run(spec, seed=0)
+    point = {k: r.tables["requests"]["point"].mean() for k, r in (("aware", aware), ("unaware", unaware))}
+    assert point["aware"] > point["unaware"] + 1
+    assert aware.summary["deadline_miss_rate"] < 0.5 * unaware.summary["deadline_miss_rate"]
 
 
 @pytest.mark.parametrize(

@@ -185,3 +185,62 @@ def test_predictive_exit_predictor_is_trained_once_per_store(tmp_path, monkeypat
         assert a.detach().equal(b.detach())
     probs, _ = rising(50, 6)
     assert np.array_equal(again.plan(probs).exit_index, first.plan(probs).exit_index)
+
+
+def scaled_heads(n: int, seed: int):
+    """Three exits whose confidence means different things: exit 0 is right at top 0.6 on easy
+    inputs (wrong at 0.3 on hard ones); exit 1 is right at 0.9 on easy and half the hard inputs
+    but wrong at 0.65 on the rest; exit 2 is right at 0.95. One shared entropy threshold cannot
+    take exit 0's easy inputs without taking exit 1's wrong ones; per-exit thresholds can."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    labels = rng.integers(0, N_CLASSES, n)
+    kind = rng.integers(0, 4, n)  # 0, 1: easy; 2: hard, right at exit 1; 3: hard, wrong at exit 1
+    wrong = (labels + 1) % N_CLASSES
+    top = np.array([np.where(kind < 2, 0.6, 0.3), np.where(kind == 3, 0.65, 0.9), np.full(n, 0.95)])
+    guess = np.array([np.where(kind < 2, labels, wrong), np.where(kind == 3, wrong, labels), labels])
+    probs = np.repeat(((1 - top) / (N_CLASSES - 1))[:, :, None], N_CLASSES, 2)
+    for k in range(3):
+        probs[k, np.arange(n), guess[k]] = top[k]
+    return probs, labels
+
+
+def test_entropy_per_exit_thresholds_beat_one_shared_threshold():
+    calib = Calibration(
+        *scaled_heads(2000, 7), segment_macs=np.array([1e6, 1e6, 1e6]), head_macs=np.full(3, 1e4)
+    )
+    probs, labels = scaled_heads(2000, 8)
+    cls = registry.get("exit", "entropy")
+    plans = {}
+    for per_exit in (False, True):
+        policy = cls(**cls.Params(per_exit=per_exit).model_dump())
+        policy.fit(calib)
+        assert len(policy.setting) == 3
+        assert (
+            accuracy(policy.plan(calib.probs), calib.probs, calib.labels) >= 1.0 - 0.005
+        )  # exit 2: all right
+        plans[per_exit] = policy.plan(probs)
+    shared, per_exit = (mean_macs(plans[p], calib.segment_macs, calib.head_macs) for p in (False, True))
+    assert (plans[False].exit_index == 0).sum() == 0  # shared: exit 0's easy inputs cannot leave there
+    assert (plans[True].exit_index == 0).mean() > 0.45 and per_exit < 0.8 * shared
+    assert accuracy(plans[True], probs, labels) == 1.0
+
+
+def test_entropy_thresholds_given_per_exit_are_used_per_exit():
+    probs, labels = scaled_heads(400, 9)
+    cls = registry.get("exit", "entropy")
+    policy = cls(**cls.Params(threshold=[1.0, 0.0, 0.0]).model_dump())
+    policy.fit(Calibration(probs, labels, np.ones(3), np.ones(3)))
+    assert (policy.plan(probs).exit_index == 0).all()
+    policy = cls(**cls.Params(threshold=[0.0, 1.0, 0.0]).model_dump())
+    assert (policy.plan(probs).exit_index == 1).all()
+
+
+def test_entropy_thresholds_must_match_the_exits_and_the_unit_interval():
+    cls = registry.get("exit", "entropy")
+    with pytest.raises(ValueError, match="threshold"):
+        cls.Params(threshold=[0.5, 1.2])
+    policy = cls(**cls.Params(threshold=[0.5, 0.5]).model_dump())
+    with pytest.raises(
+        ConfigError, match="exit_policy.params.threshold: 2 thresholds for a network with 4 exits"
+    ):
+        policy.fit(CALIB)

@@ -132,15 +132,20 @@ _SPECS["vgg_shapes"] = {
         [32, 0],
     ],
 }
+# The ResNet downsamples at blocks 0 and 3, so shallow blocks already see most of a figure;
+# with the second downsampling at block 4 (widths 10 / 20) its accuracy leapt from 41 % at
+# exit 4 to 81 % at exit 5 and one exit took 63 % of the inputs under calibrated entropy.
+# It trains at half the VGG's learning rate: at 0.1 its final exit reached 82 %, at 0.05 88 %.
 _SPECS["resnet_shapes"] = {
     "dataset": "shapes",
     "arch": "resnet_fine",
+    "lr": 0.05,
     "layers": [
-        [10, 1],
-        [10, 0],
-        [10, 0],
-        [10, 0],
+        [12, 1],
+        [12, 0],
+        [12, 0],
         [20, 1],
+        [20, 0],
         [20, 0],
         [20, 0],
         [20, 0],
@@ -473,9 +478,8 @@ def _train(name: str) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
     start = time.perf_counter()
     model = _initialised(name)
     fine = spec["arch"] in FINE_ARCHS  # a user's model trains with the four-stage recipe
-    _fit(
-        model, name, RECIPE["fine_epochs" if fine else "epochs"], RECIPE["fine_lr" if fine else "lr"], teacher
-    )
+    lr = spec.get("lr", RECIPE["fine_lr" if fine else "lr"])
+    _fit(model, name, RECIPE["fine_epochs" if fine else "epochs"], lr, teacher)
     return model.state_dict(), {"train_s": time.perf_counter() - start}
 
 

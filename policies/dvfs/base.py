@@ -46,7 +46,9 @@ class DeviceView(Protocol):
     @property
     def switch_latency_s(self) -> float: ...
 
+    # the device's estimate: its analytic model, or its measured profile where it has one
     def execution_s(self, macs: float, bytes_moved: float, point_index: int, layers: int = 0) -> float: ...
+    def busy_power_w(self, point_index: int) -> float: ...
     def utilisation(self, window_s: float) -> float: ...  # busy share over the last window_s
 
 

@@ -20,9 +20,19 @@ class Predictive:
     def select(self, points, work, deadline_s, now, device):
         return len(points) - 1
 
+    def __init__(self):
+        self._steps: dict[tuple[int, int, int], int] = {}  # (id of points, jump, remaining) -> step
+        self._tables: list = []  # the point tables keyed by id, kept alive so no id is reused
+
     def on_prediction(self, points, jump: int, remaining: int, device) -> int:
-        target = points[-1].freq_hz * jump / remaining
-        return min(range(len(points)), key=lambda i: (abs(points[i].freq_hz - target), -i))
+        key = (id(points), jump, remaining)
+        step = self._steps.get(key)  # once per table and prediction, not once per request
+        if step is None:
+            target = points[-1].freq_hz * jump / remaining
+            step = min(range(len(points)), key=lambda i: (abs(points[i].freq_hz - target), -i))
+            self._steps[key] = step
+            self._tables.append(points)
+        return step
 
     def after_exit(self, points, device) -> int:
         return len(points) - 1

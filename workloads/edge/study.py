@@ -9,9 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from scipy import stats
 
 EXIT, DVFS = "exit_policy.name", "dvfs.name"
 PREDICTIVE = ("predictive_exit", "predictive")
+OURS = (PREDICTIVE, ("predictive_exit", "performance"))  # Predictive Exit with its DVFS and without
 CLASSIC = ("entropy", "max_softmax", "patience", "budgeted")
 METRICS = ["accuracy", "energy_per_inference_j", "flops_per_inference", "deadline_miss_rate"]
 
@@ -63,51 +65,82 @@ def sweep_figures(done: pd.DataFrame, factors: list[str]) -> dict[str, Figure]:
     return figures
 
 
+def _seeds(runs: pd.DataFrame, exit_name: str, governor: str) -> pd.DataFrame:
+    return runs[(runs[EXIT] == exit_name) & (runs[DVFS] == governor)]
+
+
+def paired_change(ours: pd.DataFrame, other: pd.DataFrame, metric: str) -> tuple[float, float]:
+    """Mean over seeds of ``100 * (ours / other - 1)`` for ``metric``, paired by seed, and the
+    95 % t half-width (nan with fewer than two seeds in common)."""
+    pairs = (
+        ours.set_index("seed")[metric]
+        .to_frame("ours")
+        .join(other.set_index("seed")[metric].to_frame("other"), how="inner")
+    )
+    change = 100 * (pairs["ours"] / pairs["other"] - 1)
+    n = len(change)
+    half = stats.t.ppf(0.975, n - 1) * change.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    return float(change.mean()), float(half)
+
+
 def headline(
     done: pd.DataFrame, factors: list[str], accuracy_tol: float = 0.005, miss_tol: float = 0.005
 ) -> pd.DataFrame:
-    """Per cell: Predictive Exit + predictive DVFS against the plain network and against the
-    lowest-energy classic early exit (any governor) whose accuracy is at least ours minus
-    ``accuracy_tol`` and whose deadline-miss rate is at most ours plus ``miss_tol``: our change
-    in energy and FLOPs per inference (negative = ours is lower)."""
+    """Per cell and per Predictive Exit variant (with its DVFS, and at ``performance``): its
+    change in energy and FLOPs per inference against the plain network and against the
+    lowest-energy classic early exit (any governor) whose mean accuracy is at least ours minus
+    ``accuracy_tol`` and whose deadline-miss rate is at most ours plus ``miss_tol``; each change
+    paired over seeds with its 95 % t interval (negative = ours is lower)."""
     means, cell = _cells(done, factors)
+    by_cell = dict(iter(done.groupby(cell, dropna=False))) if cell else {}
     rows = []
     for key, points in means.groupby(cell, dropna=False) if cell else [("all", means)]:
-        ours = points[(points[EXIT] == PREDICTIVE[0]) & (points[DVFS] == PREDICTIVE[1])]
-        if ours.empty:
-            continue
-        ours = ours.iloc[0]
-        row = {
-            "cell": str(key),
-            "accuracy": round(ours["accuracy"], 4),
-            "deadline_miss_rate": round(ours["deadline_miss_rate"], 4),
-        }
-        for label, pool in (
-            ("plain (none, performance)", points[(points[EXIT] == "none") & (points[DVFS] == "performance")]),
-            (
-                "best classic at equal accuracy and misses",
-                points[
-                    points[EXIT].isin(CLASSIC)
-                    & (points["accuracy"] >= ours["accuracy"] - accuracy_tol)
-                    & (points["deadline_miss_rate"] <= ours["deadline_miss_rate"] + miss_tol)
-                ],
-            ),
-        ):
-            if pool.empty:
-                row[f"vs {label}"] = "no comparable run"
+        runs = by_cell[key] if cell else done
+
+        for variant in OURS:
+            ours = points[(points[EXIT] == variant[0]) & (points[DVFS] == variant[1])]
+            if ours.empty:
                 continue
-            best = pool.loc[pool["energy_per_inference_j"].idxmin()]
-            energy = 100 * (ours["energy_per_inference_j"] / best["energy_per_inference_j"] - 1)
-            flops = 100 * (ours["flops_per_inference"] / best["flops_per_inference"] - 1)
-            row[f"vs {label}"] = (
-                f"{best[EXIT]}+{best[DVFS]} (acc {best['accuracy']:.4f}, misses "
-                f"{best['deadline_miss_rate']:.4f}): ours energy {energy:+.1f}%, FLOPs {flops:+.1f}%"
+            ours = ours.iloc[0]
+            row = {
+                "cell": str(key),
+                "ours": "+".join(variant),
+                "accuracy": round(ours["accuracy"], 4),
+                "deadline_miss_rate": round(ours["deadline_miss_rate"], 4),
+            }
+            pools = (
+                (
+                    "plain (none, performance)",
+                    points[(points[EXIT] == "none") & (points[DVFS] == "performance")],
+                ),
+                (
+                    "best classic at equal accuracy and misses",
+                    points[
+                        points[EXIT].isin(CLASSIC)
+                        & (points["accuracy"] >= ours["accuracy"] - accuracy_tol)
+                        & (points["deadline_miss_rate"] <= ours["deadline_miss_rate"] + miss_tol)
+                    ],
+                ),
             )
-        rows.append(row)
+            for label, pool in pools:
+                if pool.empty:
+                    row[f"vs {label}"] = "no comparable run"
+                    continue
+                best = pool.loc[pool["energy_per_inference_j"].idxmin()]
+                a, b = _seeds(runs, *variant), _seeds(runs, best[EXIT], best[DVFS])
+                energy, flops = (
+                    paired_change(a, b, m) for m in ("energy_per_inference_j", "flops_per_inference")
+                )
+                row[f"vs {label}"] = (
+                    f"{best[EXIT]}+{best[DVFS]} (acc {best['accuracy']:.4f}, misses "
+                    f"{best['deadline_miss_rate']:.4f}): ours energy {energy[0]:+.1f}% +-{energy[1]:.1f}, "
+                    f"FLOPs {flops[0]:+.1f}% +-{flops[1]:.1f}"
+                )
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
 def sweep_tables(done: pd.DataFrame, factors: list[str]) -> dict[str, pd.DataFrame]:
     if EXIT not in factors or DVFS not in factors:
         return {}
-    return {"predictive exit + predictive DVFS: reductions": headline(done, factors)}
+    return {"predictive exit against plain and classic exits (paired over seeds)": headline(done, factors)}

@@ -26,7 +26,7 @@ from policies.exit.base import Calibration
 from sim.errors import ConfigError
 from sim.kernel import Kernel
 from sim.recorder import Table
-from workloads.cache import ArrayStore
+from workloads.cache import ArrayStore, pinned_threads
 from workloads.edge.decisions import checked_offload, checked_plan, checked_point
 from workloads.edge.metrics import probe
 from workloads.edge.models import load_model
@@ -85,8 +85,11 @@ class SamplePlan:
     policy without predictions runs as one stretch.
     """
 
-    def profiled(self, model: ExitModel, profile: dict, where: str) -> list[list[tuple[list, list]]]:
-        """Per sample and phase, from a measured per-layer profile: (seconds, mean watts) per point."""
+    def profiled(
+        self, model: ExitModel, profile: dict, where: str
+    ) -> tuple[list[list[tuple[list, list]]], np.ndarray, np.ndarray]:
+        """From a measured per-layer profile: per sample and phase, (seconds, mean watts) per
+        point; and per point the seconds and mean watts of the whole network (no exit)."""
         parts = []
         for layers in (model.segments, model.heads):
             latency, energy = [], []
@@ -119,14 +122,34 @@ class SamplePlan:
                 )
                 phases.append((seconds.tolist(), watts.tolist()))
             out.append(phases)
-        return out
+        full_s, full_j = seg_s.sum(0) + head_s[-1], seg_j.sum(0) + head_j[-1]
+        return out, full_s, np.divide(full_j, full_s, out=np.zeros_like(full_s), where=full_s > 0)
+
+    def timed(self, device: EdgeDevice) -> list[tuple[tuple[list, None, int, int], ...]]:
+        """Per sample and phase, the analytic seconds at each point of ``device`` (watts: the
+        device's own), with the phase's jump and remaining exits."""
+        flat = [phase for phases in self.phases for phase in phases]
+        seconds = iter(device.execution_table(*np.array([p[:3] for p in flat]).T).tolist())
+        return [tuple((next(seconds), None, p[3], p[4]) for p in phases) for phases in self.phases]
+
+    def measured(
+        self, profiled: list[list[tuple[list, list]]]
+    ) -> list[tuple[tuple[list, list, int, int], ...]]:
+        """:meth:`timed` from :meth:`profiled`'s seconds and mean watts per point."""
+        return [
+            tuple((seconds, watts, p[3], p[4]) for (seconds, watts), p in zip(timed, phases, strict=True))
+            for timed, phases in zip(profiled, self.phases, strict=True)
+        ]
 
     def __init__(self, model: ExitModel, policy: Any):
         seg_macs, seg_bytes, head_macs, head_bytes = part_costs(model)
         seg_layers, head_layers = part_layers(model)
         store = ArrayStore(PREDICTORS)
-        policy.fit(Calibration(model.calib_probs, model.calib_labels, seg_macs, head_macs, store))
-        plan = checked_plan(policy, policy.plan(model.test_probs), *model.test_probs.shape[:2])
+        # one torch thread: a policy's torch work is many tiny ops (an exit predictor), which
+        # threads only slow down, and its results then do not depend on the caller's setting
+        with pinned_threads(1):
+            policy.fit(Calibration(model.calib_probs, model.calib_labels, seg_macs, head_macs, store))
+            plan = checked_plan(policy, policy.plan(model.test_probs), *model.test_probs.shape[:2])
         self.full_macs = float(np.sum(seg_macs) + head_macs[-1])  # dense: what a governor plans for
         self.full_bytes = float(np.sum(seg_bytes) + head_bytes[-1])
         self.full_layers = int(np.sum(seg_layers) + head_layers[-1])
@@ -186,7 +209,9 @@ class EdgeWorld:
         self.model = load_model(spec.model, spec.model_kwargs, spec.dataset)
         self.plan = SamplePlan(self.model, spec.exit_policy.build())
         self.governor = spec.dvfs.build()
-        self._profiled: list[list | None] = []  # per device: SamplePlan.profiled, or None (analytic)
+        # per device, sample and phase: (seconds per point, mean watts per point or None for the
+        # device's own busy power, jump, remaining): the event loop looks times up, never computes them
+        self._timed: list[list[tuple[tuple[list, list | None, int, int], ...]]] = []
         self.devices: list[EdgeDevice] = []
         self.names: list[str] = []
         self.groups: list[Any] = []
@@ -201,10 +226,18 @@ class EdgeWorld:
                 freqs = [p.freq_hz for p in group.device.points]
                 profile = read_profile(group.device.profile_csv, where, freqs)
                 profiled[group.name] = self.plan.profiled(self.model, profile, where)
+        plan = self.plan
         for group in spec.devices:
+            timed = None
             for k in range(group.count):
-                self.devices.append(EdgeDevice(self.env, group.device))
-                self._profiled.append(profiled.get(group.name))
+                device = EdgeDevice(self.env, group.device)
+                if group.name in profiled:  # governors estimate from the profile as well
+                    measured, full_s, full_w = profiled[group.name]
+                    device.use_profile(full_s, full_w, plan.full_macs, plan.full_bytes, plan.full_layers)
+                if timed is None:  # one table per group: its devices are alike
+                    timed = plan.measured(measured) if group.name in profiled else plan.timed(device)
+                self.devices.append(device)
+                self._timed.append(timed)
                 self.names.append(group.name if group.count == 1 else f"{group.name}{k}")
                 self.groups.append(group)
         self.requests = Table(REQUEST_COLUMNS)
@@ -257,7 +290,7 @@ class EdgeWorld:
         work = Work(full_macs, full_bytes, full_macs, full_bytes, plan.full_layers)  # no exit known yet
         on_prediction = getattr(governor, "on_prediction", None)  # a re-planning governor (Replanning)
         after_exit = getattr(governor, "after_exit", None)
-        measured = self._profiled[index]
+        timed = self._timed[index]
         upcoming = next(times)[0]
         while True:
             while upcoming <= env.now and upcoming < end:  # what has arrived joins the queue
@@ -287,19 +320,15 @@ class EdgeWorld:
             self._in_service[index] = deadline
             if point != device.current and not (yield device.switch_to(point)):
                 return  # the battery ran out
-            for k, (macs, moved, layers, jump, remaining) in enumerate(plan.phases[s]):
+            for k, (seconds, watts, jump, remaining) in enumerate(timed[s]):
                 if k and on_prediction is not None:  # a prediction: the governor may re-set the point
                     step = checked_point(
                         governor, "on_prediction", on_prediction(points, jump, remaining, device), n
                     )
                     if step != device.current and not (yield device.switch_to(step)):
                         return
-                if measured is None:
-                    run = device.execute(device.execution_s(macs, moved, device.current, layers))
-                else:  # the profile's seconds and mean watts of this phase's layers at this point
-                    seconds, watts = measured[s][k]
-                    run = device.execute(seconds[device.current], watts[device.current])
-                if not (yield run):
+                at = device.current
+                if not (yield device.execute(seconds[at], None if watts is None else watts[at])):
                     return
             self._in_service[index] = None
             dev(index)
