@@ -51,6 +51,8 @@ def checked_plan(policy: object, plan: Any, n_exits: int, n: int) -> ExitPlan:
 def checked_point(governor: object, call: str, point: Any, points: int) -> int:
     """A DVFS governor's ``call`` result if it indexes one of ``points`` operating points, else
     a PolicyError."""
+    if type(point) is int and 0 <= point < points:  # the common case, without the ABC check
+        return point
     if point in range(points) and isinstance(point, Integral):
         return point
     raise bad_decision(governor, call, point, f"an operating point index, an int in 0..{points - 1}")
