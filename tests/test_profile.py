@@ -95,47 +95,71 @@ def test_unknown_model_and_bad_factory(tmp_path, monkeypatch, capsys):
 FREQ_HZ = 2.6e9
 
 
-def _edge_scenario(profile_csv: str, freqs_hz: tuple[float, ...] = (FREQ_HZ,)) -> dict:
+def _edge_scenario(profile_csv: str, freqs_hz: tuple[float, ...] = (FREQ_HZ,), **model) -> dict:
     points = [{"freq_hz": f, "voltage_v": 1.0} for f in freqs_hz]
     device = {"preset": "host", "points": points, "profile_csv": profile_csv}
     return {
         "kind": "edge",
         "duration_s": 0.5,
         "model": "resnet_digits",
+        **model,
         "exit_policy": {"name": "max_softmax"},
         "dvfs": {"name": "performance"},
         "devices": [{"name": "host", "device": device, "rate_hz": 100, "deadline_s": 0.05}],
     }
 
 
-def test_edge_profile_round_trip(tmp_path, capsys):
-    """Profile resnet_digits here, then simulate it on a device with that one step: each
-    request's service time is the sum of the profiled layers it ran, to its exit."""
+def _check_edge_round_trip(out, scenario: dict) -> None:
+    """The written CSV has a row per layer of the model at the one step, and in a run on a
+    device with that step each request's service time is the sum of the profiled layers
+    it ran (max_softmax: the backbone and every head up to its exit)."""
     from workloads.multiexit import load_exit_model
 
-    out = tmp_path / "rd.csv"
-    args = ["profile", "resnet_digits", "--freq-hz", str(FREQ_HZ), "--power-w", "10", "--out", str(out)]
-    assert main([*args, *FAST]) == 0
-    assert "layers of resnet_digits on cpu" in capsys.readouterr().out
     table = pd.read_csv(out)
-    model = load_exit_model("resnet_digits")
+    model = load_exit_model(scenario["model"], scenario.get("model_kwargs"), scenario.get("dataset"))
     layers = [x.name for parts in (model.segments, model.heads) for part in parts for x in part]
     assert sorted(table["layer"]) == sorted(layers) and len(table) == len(layers)
     assert (table["freq_hz"] == FREQ_HZ).all() and (table["power_w"] == 10).all()
     assert (table["latency_s"] > 0).all()
-    result = run(load_spec(_edge_scenario(str(out))), seed=0)
+    result = run(load_spec(scenario), seed=0)
     req = result.tables["requests"]
     latency = table.set_index("layer")["latency_s"]
     seg_s, head_s = (
         [sum(latency[x.name] for x in part) for part in parts] for parts in (model.segments, model.heads)
     )
-    # max_softmax runs the backbone and every head up to the exit it takes
     to_exit_s = pd.Series(seg_s).cumsum() + pd.Series(head_s).cumsum()
     assert len(req) > 10 and req["exit"].nunique() > 1
     expected = to_exit_s[req["exit"]].to_numpy()
     assert (req["finish_s"] - req["start_s"]).to_numpy() == pytest.approx(expected, rel=1e-9)
     busy_j = result.tables["devices"]["busy_energy_j"].sum()
     assert busy_j == pytest.approx(10 * expected.sum(), rel=1e-9)
+
+
+def test_edge_profile_round_trip(tmp_path, capsys):
+    """Profile resnet_digits here (an exit model's name means the edge kind), then simulate it."""
+    out = tmp_path / "rd.csv"
+    args = ["profile", "resnet_digits", "--freq-hz", str(FREQ_HZ), "--power-w", "10", "--out", str(out)]
+    assert main([*args, *FAST]) == 0
+    assert "layers of resnet_digits on cpu" in capsys.readouterr().out
+    _check_edge_round_trip(out, _edge_scenario(str(out)))
+
+
+def test_edge_profile_of_a_users_multi_exit_module(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend("examples")
+    out = tmp_path / "two.csv"
+    model = {"model": "my_models:TwoExitNet", "model_kwargs": {"width": 8}, "dataset": "digits"}
+    args = [
+        "profile",
+        model["model"],
+        "--kind",
+        "edge",
+        "--model-kwargs",
+        '{"width": 8}',
+        "--dataset",
+        "digits",
+    ]
+    assert main([*args, "--freq-hz", str(FREQ_HZ), "--power-w", "10", "--out", str(out), *FAST]) == 0
+    _check_edge_round_trip(out, _edge_scenario(str(out), **model))
 
 
 def test_a_device_with_steps_the_profile_lacks_is_refused(tmp_path, capsys):
