@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kind",
         choices=tuple(PROFILE_OPTIONS),
-        help="whose profile to write (default: edge for a built-in exit model name, else xr)",
+        help="whose profile to write (default: edge for an exit model name or an edge option, else xr)",
     )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (default: cpu)")
     p.add_argument("--batch", type=int, default=1, help="batch size (default: 1; edge: 1 only)")
@@ -261,13 +261,15 @@ PROFILE_OPTIONS = {"xr": ("device_name", "input_shape"), "edge": ("freq_hz", "da
 
 def _profile_kind(args: argparse.Namespace) -> str:
     """The kind whose profile ``args.model`` gets: ``--kind``, else the kind that names it among
-    its ``profile_models``, else xr (task names, registered models and factories)."""
+    its ``profile_models``, else the one kind whose own options were given, else xr (task
+    names, registered models and factories)."""
     if args.kind:
         return args.kind
     for kind in PROFILE_OPTIONS:
         if args.model in getattr(registry.get("scenario", kind), "profile_models", ()):
             return kind
-    return "xr"
+    given = [k for k, names in PROFILE_OPTIONS.items() if any(getattr(args, n) is not None for n in names)]
+    return given[0] if len(given) == 1 else "xr"
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:

@@ -186,7 +186,12 @@ def test_a_device_with_steps_the_profile_lacks_is_refused(tmp_path, capsys):
             "--batch: 2 is not allowed for an edge model",
         ),
         ("vgg_shapes_dynprune", ["--freq-hz", "1e9"], "profile its parent 'vgg_shapes' instead"),
-        ("keyword_detection", ["--freq-hz", "1e9"], "--freq-hz: only for an edge model (--kind edge)"),
+        ("keyword_detection", ["--kind", "xr", "--freq-hz", "1e9"], "--freq-hz: only for an edge model"),
+        (
+            "resnet_digit",
+            ["--freq-hz", "1e9"],
+            "unknown multi-exit model 'resnet_digit'; did you mean 'resnet_digits'?",
+        ),
         ("resnet_digits", ["--device-name", "acc0"], "--device-name: only for an xr model (--kind xr)"),
         ("resnet_digits", ["--freq-hz", "1e9", "--dataset", "cifar"], "--dataset: unknown dataset 'cifar'"),
         ("m:f", ["--kind", "edge", "--model-kwargs", "[1]"], "--model-kwargs: '[1]' is not a JSON object"),
