@@ -120,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time MODEL layer by layer on this machine and write the profile CSV its kind "
         "reads: for an xr model (a task name or module:factory) hardware.profile_csv's model, layer, "
         "device, latency_s, energy_j; for an edge multi-exit model (a built-in exit model name, or "
-        "module:factory with --kind edge) devices.<i>.device.profile_csv's layer, freq_hz, latency_s, "
-        "power_w, for the one frequency step --freq-hz. Energy is not measured: it comes from --power-w.",
+        "module:factory with --kind edge or an edge option) devices.<i>.device.profile_csv's layer, "
+        "freq_hz, latency_s, power_w, for the one frequency step --freq-hz. Energy is not measured: "
+        "it comes from --power-w.",
     )
     p.add_argument("model", help="xr task name (e.g. keyword_detection), exit model name or module:factory")
     p.add_argument("--out", required=True, help="CSV file to write")
