@@ -117,20 +117,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "profile",
         help="measure a model's per-layer latency here and write a profile CSV",
-        description="Time MODEL (an xr task name or module:factory) layer by layer on this machine "
-        "and write the profile CSV that hardware.profile_csv reads: model, layer, device, latency_s, "
-        "energy_j (= latency x --power-w; energy is not measured).",
+        description="Time MODEL layer by layer on this machine and write the profile CSV its kind "
+        "reads: for an xr model (a task name or module:factory) hardware.profile_csv's model, layer, "
+        "device, latency_s, energy_j; for an edge multi-exit model (a built-in exit model name, or "
+        "module:factory with --kind edge or an edge option) devices.<i>.device.profile_csv's layer, "
+        "freq_hz, latency_s, power_w, for the one frequency step --freq-hz. Energy is not measured: "
+        "it comes from --power-w.",
     )
-    p.add_argument("model", help="xr task name (e.g. keyword_detection) or module:factory")
+    p.add_argument("model", help="xr task name (e.g. keyword_detection), exit model name or module:factory")
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument("--power-w", type=float, required=True, help="the device's active power, W")
-    p.add_argument("--device-name", default="host", help="accelerator name the rows are for")
+    p.add_argument(
+        "--kind",
+        choices=tuple(PROFILE_OPTIONS),
+        help="whose profile to write (default: edge for an exit model name or an edge option, else xr)",
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (default: cpu)")
-    p.add_argument("--input-shape", help="input shape with batch, e.g. 1,3,32,32 (default: the task's)")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1; edge: 1 only)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     p.add_argument("--warmup", type=int, default=3, help="untimed passes first (default: 3)")
     p.add_argument("--repeats", type=int, default=10, help="timed passes; medians (default: 10)")
+    p.add_argument("--device-name", help="xr: accelerator name the rows are for (default: host)")
+    p.add_argument("--input-shape", help="xr: input shape with batch, e.g. 1,3,32,32 (default: the task's)")
+    p.add_argument(
+        "--freq-hz",
+        type=float,
+        help="edge: the clock the rows are for, in Hz (default: the one this machine reports, if any)",
+    )
+    p.add_argument(
+        "--dataset", help="edge: the dataset a module:factory model is trained on (default: digits)"
+    )
+    p.add_argument(
+        "--model-kwargs", help='edge: a module:factory model\'s keyword arguments, JSON ({"width": 32})'
+    )
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE")
 
     p = sub.add_parser("report", help="re-render the report of a run or sweep folder")
@@ -237,7 +256,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# each kind's own options of `testbed profile` (the others are common to every kind)
+PROFILE_OPTIONS = {"xr": ("device_name", "input_shape"), "edge": ("freq_hz", "dataset", "model_kwargs")}
+
+
+def _profile_kind(args: argparse.Namespace) -> str:
+    """The kind whose profile ``args.model`` gets: ``--kind``, else the kind that names it among
+    its ``profile_models``, else the one kind whose own options were given, else xr (task
+    names, registered models and factories)."""
+    if args.kind:
+        return args.kind
+    for kind in PROFILE_OPTIONS:
+        if args.model in getattr(registry.get("scenario", kind), "profile_models", ()):
+            return kind
+    given = [k for k, names in PROFILE_OPTIONS.items() if any(getattr(args, n) is not None for n in names)]
+    return given[0] if len(given) == 1 else "xr"
+
+
 def _cmd_profile(args: argparse.Namespace) -> int:
+    import json
     import math
 
     for field in ("batch", "threads", "repeats"):
@@ -247,27 +284,46 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         raise ConfigError(f"--warmup: {args.warmup} is not allowed; need an integer >= 0")
     if not math.isfinite(args.power_w) or args.power_w < 0:
         raise ConfigError(f"--power-w: {args.power_w} is not allowed; need a finite number >= 0")
-    shape = None
-    if args.input_shape:
+    kind = _profile_kind(args)
+    options = {}
+    for kind_of, names in PROFILE_OPTIONS.items():
+        for name in names:
+            if getattr(args, name) is None:
+                continue
+            if kind_of != kind:
+                flag = "--" + name.replace("_", "-")
+                given = f"{args.model!r} is profiled as {kind}"
+                raise ConfigError(f"{flag}: only for an {kind_of} model (--kind {kind_of}); {given}")
+            options[name] = getattr(args, name)
+    if "input_shape" in options:
         try:
             shape = tuple(int(n) for n in args.input_shape.split(","))
         except ValueError:
             shape = ()
         if not shape or min(shape) < 1:
             raise ConfigError(f"--input-shape: {args.input_shape!r} is not a shape; need e.g. 1,3,32,32")
-    # profiles are the xr kind's (its models, its profile CSV); the engine only asks for one
+        options["input_shape"] = shape
+    if "model_kwargs" in options:
+        try:
+            options["model_kwargs"] = json.loads(args.model_kwargs)
+        except ValueError:
+            options["model_kwargs"] = None
+        if not isinstance(options["model_kwargs"], dict):
+            raise ConfigError(
+                f"--model-kwargs: {args.model_kwargs!r} is not a JSON object; need e.g. '{{\"width\": 32}}'"
+            )
+    # the kind writes its own profile CSV (its models, its format); the engine only asks for one
     print(
-        registry.get("scenario", "xr").profile(
+        registry.get("scenario", kind).profile(
             args.model,
             Path(args.out),
             power_w=args.power_w,
-            device_name=args.device_name,
             device=args.device,
-            input_shape=shape,
             batch=args.batch,
             threads=args.threads,
             warmup=args.warmup,
             repeats=args.repeats,
+            **options,
         )
     )
     return 0

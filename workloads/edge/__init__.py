@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.kernel import Kernel
 from sim.registry import deferred, register
+from workloads.edge.models import EXIT_MODELS, PRUNED_MODELS
 from workloads.edge.spec import EdgeSpec
 
 if TYPE_CHECKING:  # the world (torch, pandas) and the study hooks are imported when used
@@ -49,6 +50,8 @@ class EdgeKind:
 
     sweep_figures = staticmethod(deferred("workloads.edge.study:sweep_figures"))
     sweep_tables = staticmethod(deferred("workloads.edge.study:sweep_tables"))
+    profile = staticmethod(deferred("workloads.edge.profile:profile_to_csv"))  # `testbed profile`
+    profile_models = EXIT_MODELS + PRUNED_MODELS  # names `testbed profile` gives this kind unasked
 
     @staticmethod
     def prepare(spec: EdgeSpec) -> None:

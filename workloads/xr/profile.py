@@ -1,94 +1,16 @@
-"""Measured per-layer latency of a real ``nn.Module`` on this machine (``testbed profile``).
-
-Layers are the ones :func:`devices.cost.extract_layers` lists, under the same names, so
-the CSV written here is a :class:`devices.cost.ProfileTable` that an xr scenario reads
-with ``hardware.profile_csv`` in place of the analytic cost model. Each layer's time is
-the median over ``repeats`` timed passes (after ``warmup`` untimed ones) of the summed
-wall time of its aten ops, synchronised on CUDA. Energy is not measured: it is latency
-times the active power the user states for the device.
+"""``testbed profile`` for the xr kind: write a model's measured per-layer latency as the
+xr profile CSV (model, layer, device, latency_s, energy_j), which an xr scenario reads
+with ``hardware.profile_csv`` in place of the analytic cost model. The timing is
+:mod:`workloads.profiling`'s; energy is latency times the active power the user states.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
-from torch import nn
 
-from devices.cost import Layer, trace_layers
-from sim.errors import ConfigError
-from workloads.cache import pinned_threads
-
-
-@dataclass(frozen=True)
-class LayerProfile:
-    """One profiled model: its layers, each one's median latency, and a plain forward's."""
-
-    model: str
-    device: str
-    layers: tuple[Layer, ...]
-    latency_s: list[float]
-    forward_s: float  # median wall time of an uninstrumented forward pass
-
-    def table(self, device_name: str, power_w: float) -> pd.DataFrame:
-        """Rows of a profile CSV: model, layer, device, latency_s, energy_j."""
-        return pd.DataFrame(
-            {
-                "model": self.model,
-                "layer": [layer.name for layer in self.layers],
-                "device": device_name,
-                "latency_s": self.latency_s,
-                "energy_j": [t * power_w for t in self.latency_s],
-            }
-        )
-
-
-def _clock(device: torch.device) -> Callable[[], float]:
-    if device.type == "cuda":
-
-        def synced() -> float:
-            torch.cuda.synchronize(device)
-            return time.perf_counter()
-
-        return synced
-    return time.perf_counter
-
-
-def profile_model(
-    name: str,
-    model: nn.Module,
-    example_input: torch.Tensor,
-    *,
-    device: str = "cpu",
-    batch: int = 1,
-    threads: int = 1,
-    warmup: int = 3,
-    repeats: int = 10,
-) -> LayerProfile:
-    """Time ``model`` layer by layer on ``device`` with a batch of ``batch`` copies of ``example_input``."""
-    where = torch.device(device)
-    model = model.to(where).eval()
-    x = example_input.to(where).expand(batch, *example_input.shape[1:]).contiguous()
-    clock = _clock(where)
-    per_layer: list[list[float]] = []
-    forward: list[float] = []
-    layers: tuple[Layer, ...] = ()
-    with pinned_threads(threads), torch.no_grad():
-        for k in range(warmup + repeats):
-            layers, times_s = trace_layers(model, x, clock=clock)
-            started = clock()
-            model(x)
-            elapsed_s = clock() - started
-            if k >= warmup:
-                per_layer.append(times_s)
-                forward.append(elapsed_s)
-    latency_s = [statistics.median(column) for column in zip(*per_layer)]
-    return LayerProfile(name, str(where), layers, latency_s, statistics.median(forward))
+from workloads.profiling import check_device, profile_model, summary_line
 
 
 def profile_to_csv(
@@ -108,17 +30,21 @@ def profile_to_csv(
     profile CSV to ``out`` and return the line that reports it."""
     from workloads.xr.models import build_model, example_input
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device: cuda is not available on this machine; use cpu")
+    check_device(device)
     net = build_model(model, device="cpu")
     x = example_input(model, device="cpu", shape=input_shape)
     prof = profile_model(
         model, net, x, device=device, batch=batch, threads=threads, warmup=warmup, repeats=repeats
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    prof.table(device_name, power_w).to_csv(out, index=False)
-    return (
-        f"wrote {out}: {len(prof.layers)} layers of {model} on {prof.device}, batch {batch}, "
-        f"{threads} thread(s); layers sum to {sum(prof.latency_s) * 1e3:.3f} ms, a plain forward "
-        f"takes {prof.forward_s * 1e3:.3f} ms (median of {repeats})"
+    table = pd.DataFrame(
+        {
+            "model": model,
+            "layer": [layer.name for layer in prof.layers],
+            "device": device_name,
+            "latency_s": prof.latency_s,
+            "energy_j": [t * power_w for t in prof.latency_s],
+        }
     )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    return summary_line(prof, out, batch, threads, repeats)
