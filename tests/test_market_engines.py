@@ -126,3 +126,19 @@ def test_stacked_engine_equals_the_predictor_by_predictor_loop():
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
     assert s_summary == pytest.approx(l_summary, rel=1e-12)
     assert s_summary["purchases"] > 0 and stacked.retrains.sum() > 2 * len(stacked.names)
+
+
+def test_inference_mode_changes_no_bit_of_the_stacked_engine():
+    """The stacked engine's run in torch.inference_mode (the fast path) gives the very users,
+    predictions and parameters of a run with autograd's bookkeeping on."""
+    fast = _world("stacked")
+    slow = MarketWorld(load_spec({**SMALL, "engine": "stacked"}), Kernel(3))
+    loop = MarketWorld(load_spec({**SMALL, "engine": "loop"}), Kernel(3))
+    assert fast.no_autograd and slow.no_autograd and not loop.no_autograd
+    slow.no_autograd = False
+    slow.run()
+    pd.testing.assert_frame_equal(fast.users.to_frame(), slow.users.to_frame(), check_exact=True)
+    assert (fast.final_pred == slow.final_pred).all()
+    for f_group, s_group in zip(fast.groups, slow.groups):
+        for a, b in zip(f_group.engine.layers(), s_group.engine.layers()):
+            np.testing.assert_array_equal(a, b)

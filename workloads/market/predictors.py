@@ -95,10 +95,11 @@ class Pool:
         self.y = torch.from_numpy(np.array(y, np.int64))
         self.neg_onehot = -F.one_hot(self.y, n_classes).float()
         n, width = self.xa.shape
-        # each point as a batch of one ([1, 1, in + 1], its transpose, its target), made once
-        self.xa_rows = self.xa.view(n, 1, 1, width).unbind(0)
-        self.xa_t_rows = self.xa.view(n, 1, width, 1).unbind(0)
-        self.neg_onehot_rows = self.neg_onehot.view(n, 1, 1, n_classes).unbind(0)
+        # indexed by row, each point as a batch of one ([1, 1, in + 1], its transpose, its
+        # target) in one view each; made when used (a run meets few rows, often only once)
+        self.xa_rows = self.xa.view(n, 1, 1, width)
+        self.xa_t_rows = self.xa.view(n, 1, width, 1)
+        self.neg_onehot_rows = self.neg_onehot.view(n, 1, 1, n_classes)
 
 
 def gradients(
