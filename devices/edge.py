@@ -49,7 +49,7 @@ import simpy
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from simpy.events import Timeout
 
-from sim.config import SUBFIELD_MARK, StrictModel, check_file, problems_of
+from sim.config import SUBFIELD_MARK, StrictModel, check_file, did_you_mean, problems_of
 from sim.errors import ConfigError
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -281,7 +281,8 @@ class EdgeDeviceConfig(StrictModel):
             return data
         if name not in PRESET_NAMES:
             raise ValueError(
-                f"{SUBFIELD_MARK}preset: unknown preset {name!r}; known presets: {', '.join(PRESET_NAMES)}"
+                f"{SUBFIELD_MARK}preset: unknown preset {name!r}{did_you_mean(name, PRESET_NAMES)}; "
+                f"known presets: {', '.join(PRESET_NAMES)}"
             )
         preset = _PRESETS[name]
         if data.get("points") is None:

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.config import check_file
+from sim.config import check_file, did_you_mean
 from sim.errors import ConfigError
 
 Dataflow = Literal["WS", "OS", "RS"]
@@ -157,7 +157,8 @@ OFFCHIP_BYTES_PER_CYCLE = 128.0
 
 def _unknown_preset(name: Any) -> str:
     aliases = ", ".join(f"{k} (= {v})" for k, v in PRESET_ALIASES.items())
-    return f"unknown preset {name!r}; known presets: {', '.join(PRESET_NAMES)}; aliases: {aliases}"
+    hint = did_you_mean(name, (*PRESET_NAMES, *PRESET_ALIASES))
+    return f"unknown preset {name!r}{hint}; known presets: {', '.join(PRESET_NAMES)}; aliases: {aliases}"
 
 
 def _canonical(name: str) -> str:

@@ -85,9 +85,10 @@ def fold_zip(
     head, rest = keys[0], keys[1:]
     rows = table[keys].astype(str).drop_duplicates()
     if rows[head].duplicated().any():
+        varying = [k for k in rest if rows[k].nunique() > 1]
         table[head] = [
-            ", ".join([str(row[head])] + [f"{k}={row[k]}" for k in rest if rows[k].nunique() > 1])
-            for _, row in table.iterrows()
+            ", ".join([str(values[0]), *(f"{k}={v}" for k, v in zip(varying, values[1:]))])
+            for values in zip(table[head], *(table[k] for k in varying))
         ]
     if policy in rest:
         for mark, value in marks.items():

@@ -17,7 +17,6 @@ source files (:func:`provided_cached`).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -29,7 +28,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sim.config import cache_dir
+from sim.config import cache_dir, closest
 from sim.errors import ConfigError
 
 T = TypeVar("T")
@@ -234,8 +233,8 @@ def get(family: str, name: str) -> Any:
         _import_providers(family)  # the full list, for the message
         table = _TABLES.get(family, {})
         known = ", ".join(sorted(table)) or "none"
-        close = difflib.get_close_matches(str(name), list(table), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        close = closest(name, table)
+        hint = f"did you mean {close!r}? " if close else ""
         raise ConfigError(f"{family} {name!r} is not registered; {hint}known: {known}") from None
 
 

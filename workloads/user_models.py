@@ -13,7 +13,6 @@ scenario field, as one line each (:class:`ConfigError`).
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import importlib
 import inspect
@@ -30,6 +29,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from sim import registry
+from sim.config import closest
 from sim.errors import ConfigError
 
 
@@ -60,8 +60,8 @@ def check_known(ref: str, field: str, built_in: tuple[str, ...], what: str) -> N
     with the closest built-in name; ``what`` names the kind of model, for the message."""
     if ":" in ref or ref in built_in or ref in registry.names("model"):
         return
-    close = difflib.get_close_matches(ref, built_in, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    close = closest(ref, built_in)
+    hint = f"did you mean {close!r}? " if close else ""
     raise ConfigError(
         f"{field}: unknown {what} {ref!r}; {hint}built-in: {', '.join(built_in)}; "
         "or a name registered in the 'model' family, or module:factory"
